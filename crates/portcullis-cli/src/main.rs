@@ -1,0 +1,258 @@
+//! `portcullis`: sign in to a gateway, list its hosts, and open tunnels that native
+//! clients (OpenSSH, FreeRDP, anything over TCP) use.
+
+use std::io::{BufRead, IsTerminal, Read, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use portcullis_client::api::GatewayUrl;
+use portcullis_client::home::ClientHome;
+use portcullis_client::session::PinPolicy;
+use portcullis_client::{Client, tunnel};
+use portcullis_proto::wire::MAX_PASSWORD_LEN;
+use portcullis_proto::{CertFingerprint, HostName, Secret};
+
+#[derive(Parser)]
+#[command(
+    name = "portcullis",
+    version,
+    about = "Reach private hosts through a Portcullis gateway"
+)]
+struct Cli {
+    /// Where client state lives (default: $PORTCULLIS_HOME, else the XDG data folder).
+    #[arg(long, global = true, value_name = "DIR")]
+    home: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Sign in to a gateway; the password is read from standard input.
+    Login {
+        /// https://HOST[:PORT] of the gateway.
+        url: String,
+        #[arg(long)]
+        user: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// The SHA-256 fingerprint of the gateway's certificate, as its operator
+        /// gave it (hex; colons and case are ignored).
+        #[arg(long, value_name = "HEX")]
+        fingerprint: Option<String>,
+    },
+    /// List the hosts the gateway grants you.
+    Hosts {
+        #[arg(long)]
+        json: bool,
+        /// Which signed-in gateway (default: the last one signed in to).
+        #[arg(long, value_name = "URL")]
+        gateway: Option<String>,
+    },
+    /// Carry a TCP connection to a host through the gateway.
+    Tunnel {
+        host: String,
+        /// Use standard input and output, e.g. as OpenSSH's ProxyCommand.
+        #[arg(long, conflicts_with = "listen", required_unless_present = "listen")]
+        stdio: bool,
+        /// Accept local connections on this loopback address, one tunnel each.
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<SocketAddr>,
+        #[arg(long, value_name = "URL")]
+        gateway: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("portcullis: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("portcullis: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn read_password_stdin() -> anyhow::Result<Secret<String>> {
+    let mut raw = Vec::with_capacity(64);
+    std::io::stdin()
+        .take(MAX_PASSWORD_LEN as u64 + 2)
+        .read_to_end(&mut raw)
+        .context("cannot read the password from standard input")?;
+    let text = Secret::new(String::from_utf8(raw).context("the password is not UTF-8")?);
+    let password = Secret::new(text.expose().trim_end_matches(['\n', '\r']).to_owned());
+    if password.expose().is_empty() {
+        bail!("no password on standard input");
+    }
+    if password.expose().len() > MAX_PASSWORD_LEN {
+        bail!("the password is longer than {MAX_PASSWORD_LEN} bytes");
+    }
+    Ok(password)
+}
+
+/// Asks on the controlling terminal, since standard input carries the password.
+fn ask_on_terminal(url: &GatewayUrl, presented: &CertFingerprint) -> bool {
+    let Ok(mut tty) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+    else {
+        return false;
+    };
+    let _ = write!(
+        tty,
+        "The gateway {url} presented a certificate no system CA vouches for.\n\
+         SHA-256 fingerprint: {presented}\n\
+         Compare it with `portcullis-gateway fingerprint` on the gateway.\n\
+         Trust this certificate? (yes/no) "
+    );
+    let _ = tty.flush();
+    let mut answer = String::new();
+    let mut reader = std::io::BufReader::new(tty.take(64));
+    if reader.read_line(&mut answer).is_err() {
+        return false;
+    }
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "yes" | "y")
+}
+
+fn has_terminal() -> bool {
+    std::io::stderr().is_terminal() && std::fs::File::open("/dev/tty").is_ok()
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let client = Client::new(ClientHome::resolve(cli.home)?);
+    match cli.command {
+        Command::Login {
+            url,
+            user,
+            password_stdin: _,
+            fingerprint,
+        } => {
+            let fingerprint = fingerprint
+                .map(|f| f.parse::<CertFingerprint>())
+                .transpose()?;
+            let password = read_password_stdin()?;
+            let mut ask = ask_on_terminal;
+            let policy = match fingerprint {
+                Some(fp) => PinPolicy::Expect(fp),
+                None if has_terminal() => PinPolicy::Ask(&mut ask),
+                None => PinPolicy::Refuse,
+            };
+            let outcome = client.login(&url, &user, password, policy).await?;
+            match outcome.pinned {
+                Some(fp) => eprintln!(
+                    "signed in to {} as {}{} (certificate pinned: {fp})",
+                    outcome.gateway,
+                    outcome.user,
+                    if outcome.admin { ", admin" } else { "" }
+                ),
+                None => eprintln!(
+                    "signed in to {} as {}{} (certificate trusted by a system CA)",
+                    outcome.gateway,
+                    outcome.user,
+                    if outcome.admin { ", admin" } else { "" }
+                ),
+            }
+            Ok(())
+        }
+        Command::Hosts { json, gateway } => {
+            let list = client.hosts(gateway.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else if list.hosts.is_empty() {
+                eprintln!("no hosts are granted to you on this gateway");
+            } else {
+                for host in &list.hosts {
+                    let tags: Vec<&str> = host.tags.iter().map(|t| t.as_str()).collect();
+                    let mut line = format!("{}\t{}\t{}", host.name, host.protocol, tags.join(","));
+                    if let (Some(address), Some(port)) = (&host.address, host.port) {
+                        line.push_str(&format!("\t{address}:{port}"));
+                    }
+                    println!("{line}");
+                }
+            }
+            Ok(())
+        }
+        Command::Tunnel {
+            host,
+            stdio,
+            listen,
+            gateway,
+        } => {
+            let host: HostName = host.parse()?;
+            if stdio {
+                let socket = client
+                    .open_tunnel(gateway.as_deref(), host.as_str())
+                    .await?;
+                let outcome = tunnel::pump(socket, tokio::io::stdin(), tokio::io::stdout()).await?;
+                tracing::debug!(?outcome, "tunnel closed");
+                return Ok(());
+            }
+            let listen = listen.expect("clap requires --stdio or --listen");
+            if !listen.ip().is_loopback() {
+                bail!(
+                    "--listen {listen}: only loopback addresses are allowed, since anyone who reaches the port uses your sign-in"
+                );
+            }
+            serve_listener(Arc::new(client), gateway, host, listen).await
+        }
+    }
+}
+
+async fn serve_listener(
+    client: Arc<Client>,
+    gateway: Option<String>,
+    host: HostName,
+    listen: SocketAddr,
+) -> anyhow::Result<()> {
+    // Fail early, before anyone connects, if we are not signed in.
+    client.hosts(gateway.as_deref()).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    eprintln!(
+        "listening on {} (each connection is a tunnel to {host}); Ctrl-C stops",
+        listener.local_addr()?
+    );
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = sigterm.recv() => return Ok(()),
+            accepted = listener.accept() => accepted?,
+        };
+        let client = Arc::clone(&client);
+        let gateway = gateway.clone();
+        let host = host.clone();
+        tokio::spawn(async move {
+            let _ = tcp.set_nodelay(true);
+            match client.open_tunnel(gateway.as_deref(), host.as_str()).await {
+                Ok(socket) => {
+                    let (read, write) = tcp.into_split();
+                    if let Err(e) = tunnel::pump(socket, read, write).await {
+                        eprintln!("portcullis: tunnel for {peer} ended with an error: {e}");
+                    }
+                }
+                Err(e) => eprintln!("portcullis: tunnel for {peer} refused: {e}"),
+            }
+        });
+    }
+}

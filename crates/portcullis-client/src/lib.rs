@@ -1,0 +1,15 @@
+//! The client core shared by the `portcullis` CLI and the desktop app: where client
+//! state lives, how a gateway's certificate is trusted, the gateway's API, and the
+//! tunnel that turns "host X" into a byte stream.
+//!
+//! INVARIANT: nothing here prints or logs a password or a token.
+
+pub mod api;
+pub mod error;
+pub mod home;
+pub mod session;
+pub mod tls;
+pub mod tunnel;
+
+pub use error::ClientError;
+pub use session::Client;

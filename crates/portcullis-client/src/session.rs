@@ -1,0 +1,265 @@
+//! Signed-in gateways: login with certificate pinning, tokens refreshed without
+//! asking, the host list, and tunnels.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use portcullis_proto::wire::{HostList, LoginRequest, RefreshRequest, TokenResponse};
+use portcullis_proto::{CertFingerprint, Secret};
+
+use crate::api::{GatewayApi, GatewayUrl, TunnelSocket};
+use crate::error::ClientError;
+use crate::home::{ClientHome, ClientState, GatewayState};
+use crate::tls::Trust;
+
+/// Refresh an access token this long before it expires.
+const REFRESH_MARGIN_SECS: u64 = 30;
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// How `login` decides to trust a certificate no system CA vouches for.
+pub enum PinPolicy<'a> {
+    /// The operator gave this fingerprint out of band.
+    Expect(CertFingerprint),
+    /// Ask a person (on a terminal); `true` trusts the shown fingerprint.
+    Ask(&'a mut dyn FnMut(&GatewayUrl, &CertFingerprint) -> bool),
+    /// Nobody to ask: refuse with an error that says what to pass.
+    Refuse,
+}
+
+pub struct LoginOutcome {
+    pub gateway: String,
+    pub user: String,
+    pub admin: bool,
+    pub pinned: Option<CertFingerprint>,
+}
+
+pub struct Client {
+    home: ClientHome,
+}
+
+impl Client {
+    pub fn new(home: ClientHome) -> Client {
+        Client { home }
+    }
+
+    pub fn home(&self) -> &ClientHome {
+        &self.home
+    }
+
+    pub async fn login(
+        &self,
+        url: &str,
+        user: &str,
+        password: Secret<String>,
+        policy: PinPolicy<'_>,
+    ) -> Result<LoginOutcome, ClientError> {
+        let url = GatewayUrl::parse(url)?;
+        let state = self.home.load()?;
+        let known_pin = state
+            .gateways
+            .iter()
+            .find(|g| g.url == url.to_string())
+            .and_then(|g| g.pin);
+        let pin = match policy {
+            PinPolicy::Expect(fingerprint) => Some(fingerprint),
+            // A pin we hold already is checked as is: a changed certificate fails loudly.
+            _ if known_pin.is_some() => known_pin,
+            PinPolicy::Ask(ask) => {
+                match GatewayApi::new(url.clone(), Trust::SystemRoots)
+                    .connect(&[b"http/1.1"])
+                    .await
+                {
+                    Ok(_) => None,
+                    Err(ClientError::UntrustedCertificate { presented, .. }) => {
+                        if !ask(&url, &presented) {
+                            return Err(ClientError::NotConfirmed);
+                        }
+                        Some(presented)
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            PinPolicy::Refuse => None,
+        };
+        let api = GatewayApi::new(url.clone(), pin.map_or(Trust::SystemRoots, Trust::Pinned));
+        let body = serde_json::to_vec(&LoginRequest {
+            user: user.to_owned(),
+            password,
+        })
+        .expect("login request serializes");
+        let tokens: TokenResponse = api
+            .request(http::Method::POST, "/v1/login", Some(body), None)
+            .await?;
+        let outcome = LoginOutcome {
+            gateway: url.to_string(),
+            user: tokens.user.to_string(),
+            admin: tokens.admin,
+            pinned: pin,
+        };
+        self.store_tokens(&url, pin, tokens)?;
+        Ok(outcome)
+    }
+
+    fn store_tokens(
+        &self,
+        url: &GatewayUrl,
+        pin: Option<CertFingerprint>,
+        tokens: TokenResponse,
+    ) -> Result<(), ClientError> {
+        let mut state = self.home.load()?;
+        let entry = GatewayState {
+            url: url.to_string(),
+            pin,
+            user: tokens.user.to_string(),
+            access_token: tokens.access_token,
+            access_expires_at: tokens.access_expires_at,
+            refresh_token: tokens.refresh_token,
+            refresh_expires_at: tokens.refresh_expires_at,
+        };
+        state.gateways.retain(|g| g.url != entry.url);
+        state.default_gateway = Some(entry.url.clone());
+        state.gateways.push(entry);
+        self.home.save(&state)
+    }
+
+    /// The gateway named (by URL), or the default one.
+    fn pick<'s>(
+        state: &'s ClientState,
+        gateway: Option<&str>,
+    ) -> Result<&'s GatewayState, ClientError> {
+        match gateway {
+            Some(name) => {
+                let url = GatewayUrl::parse(name)?.to_string();
+                state
+                    .gateways
+                    .iter()
+                    .find(|g| g.url == url)
+                    .ok_or(ClientError::NotSignedIn { gateway: url })
+            }
+            None => {
+                if let Some(default) = &state.default_gateway
+                    && let Some(found) = state.gateways.iter().find(|g| &g.url == default)
+                {
+                    return Ok(found);
+                }
+                match state.gateways.as_slice() {
+                    [] => Err(ClientError::NoGateway),
+                    [only] => Ok(only),
+                    many => Err(ClientError::AmbiguousGateway {
+                        known: many
+                            .iter()
+                            .map(|g| g.url.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    }),
+                }
+            }
+        }
+    }
+
+    /// A valid access token for the gateway, refreshed if it is about to expire.
+    async fn session(
+        &self,
+        gateway: Option<&str>,
+    ) -> Result<(GatewayApi, Secret<String>), ClientError> {
+        let state = self.home.load()?;
+        let entry = Self::pick(&state, gateway)?.clone();
+        let url = GatewayUrl::parse(&entry.url)?;
+        let api = GatewayApi::new(
+            url.clone(),
+            entry.pin.map_or(Trust::SystemRoots, Trust::Pinned),
+        );
+        let now = now_secs();
+        if entry.access_expires_at > now + REFRESH_MARGIN_SECS {
+            return Ok((api, entry.access_token));
+        }
+        let not_signed_in = || ClientError::NotSignedIn {
+            gateway: entry.url.clone(),
+        };
+        if entry.refresh_expires_at <= now {
+            return Err(not_signed_in());
+        }
+        let body = serde_json::to_vec(&RefreshRequest {
+            refresh_token: entry.refresh_token.clone(),
+        })
+        .expect("refresh request serializes");
+        let tokens: TokenResponse = match api
+            .request(http::Method::POST, "/v1/refresh", Some(body), None)
+            .await
+        {
+            Ok(tokens) => tokens,
+            Err(e) if e.status() == Some(401) => return Err(not_signed_in()),
+            Err(e) => return Err(e),
+        };
+        let access = tokens.access_token.clone();
+        self.store_tokens(&url, entry.pin, tokens)?;
+        Ok((api, access))
+    }
+
+    pub async fn hosts(&self, gateway: Option<&str>) -> Result<HostList, ClientError> {
+        let (api, token) = self.session(gateway).await?;
+        self.with_auth_retry(gateway, &api, token, |api, token| async move {
+            api.request(http::Method::GET, "/v1/hosts", None, Some(token.expose()))
+                .await
+        })
+        .await
+    }
+
+    pub async fn open_tunnel(
+        &self,
+        gateway: Option<&str>,
+        host: &str,
+    ) -> Result<TunnelSocket, ClientError> {
+        let (api, token) = self.session(gateway).await?;
+        self.with_auth_retry(gateway, &api, token, |api, token| async move {
+            api.open_tunnel(host, token.expose()).await
+        })
+        .await
+    }
+
+    /// A 401 on a token we believed valid (clock skew, a new signing key) gets one
+    /// refresh and one retry; a second 401 means the user must sign in.
+    async fn with_auth_retry<T, F, Fut>(
+        &self,
+        gateway: Option<&str>,
+        api: &GatewayApi,
+        token: Secret<String>,
+        call: F,
+    ) -> Result<T, ClientError>
+    where
+        F: Fn(GatewayApi, Secret<String>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ClientError>>,
+    {
+        match call(api.clone(), token).await {
+            Err(e) if e.status() == Some(401) => {
+                self.expire_access_token(gateway)?;
+                let (api, token) = self.session(gateway).await?;
+                match call(api.clone(), token).await {
+                    Err(e) if e.status() == Some(401) => Err(ClientError::NotSignedIn {
+                        gateway: api.url().to_string(),
+                    }),
+                    other => other,
+                }
+            }
+            other => other,
+        }
+    }
+
+    fn expire_access_token(&self, gateway: Option<&str>) -> Result<(), ClientError> {
+        let mut state = self.home.load()?;
+        let url = Self::pick(&state, gateway)?.url.clone();
+        if let Some(entry) = state.gateways.iter_mut().find(|g| g.url == url) {
+            entry.access_expires_at = 0;
+        }
+        self.home.save(&state)
+    }
+
+    pub fn signed_in(&self) -> Result<Vec<GatewayState>, ClientError> {
+        Ok(self.home.load()?.gateways)
+    }
+}

@@ -1,0 +1,447 @@
+//! `portcullis-gateway`: the command line of the gateway.
+
+use std::io::Read;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use portcullis_gateway::config::{GatewayConfig, LogFormat};
+use portcullis_gateway::init::{InitOptions, init};
+use portcullis_gateway::store::Store;
+use portcullis_gateway::{password, server, tls};
+use portcullis_proto::policy::GrantTarget;
+use portcullis_proto::wire::{MAX_PASSWORD_LEN, Protocol};
+use portcullis_proto::{HostName, Secret, Tag, UserName};
+
+const DEFAULT_CONFIG: &str = "/etc/portcullis/gateway.toml";
+
+#[derive(Parser)]
+#[command(
+    name = "portcullis-gateway",
+    version,
+    about = "The Portcullis gateway: one TLS port in front of a private network"
+)]
+struct Cli {
+    /// The gateway's configuration file.
+    #[arg(
+        long,
+        global = true,
+        env = "PORTCULLIS_GATEWAY_CONFIG",
+        value_name = "PATH"
+    )]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a configuration, TLS certificate, signing key and database in a folder.
+    Init {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// A name or address clients use for the gateway (repeatable); goes into the certificate.
+        #[arg(long = "hostname", value_name = "NAME")]
+        hostnames: Vec<String>,
+        /// Use this PEM certificate chain instead of a self-signed one (needs --key).
+        #[arg(long, value_name = "PEM", requires = "key")]
+        cert: Option<PathBuf>,
+        /// The PEM private key for --cert.
+        #[arg(long, value_name = "PEM", requires = "cert")]
+        key: Option<PathBuf>,
+        /// The address the configuration listens on.
+        #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:443")]
+        listen: SocketAddr,
+    },
+    /// Serve the HTTPS API and tunnels until SIGTERM.
+    Serve {
+        /// Overrides server.listen from the configuration.
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<SocketAddr>,
+    },
+    /// Print the SHA-256 fingerprint of the gateway's TLS certificate.
+    Fingerprint,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage the host catalog.
+    #[command(subcommand)]
+    Host(HostCommand),
+    /// Manage grants: which user may reach which hosts.
+    #[command(subcommand)]
+    Grant(GrantCommand),
+    /// Print the audit trail.
+    Audit {
+        /// One JSON object a line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user; the password is read from standard input.
+    Add {
+        name: String,
+        #[arg(long)]
+        admin: bool,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    List,
+    /// Stop a user at once: sign-ins, token refreshes and new tunnels are refused.
+    Disable {
+        name: String,
+    },
+    Enable {
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum HostCommand {
+    Add {
+        name: String,
+        /// IP address or DNS name the gateway connects to.
+        #[arg(long)]
+        address: String,
+        /// Defaults to 22 for ssh and 3389 for rdp.
+        #[arg(long)]
+        port: Option<u16>,
+        #[arg(long)]
+        protocol: Protocol,
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+    },
+    List,
+    Remove {
+        name: String,
+    },
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct GrantTargetArgs {
+    #[arg(long)]
+    host: Option<String>,
+    #[arg(long)]
+    tag: Option<String>,
+}
+
+impl GrantTargetArgs {
+    fn target(&self) -> anyhow::Result<GrantTarget> {
+        Ok(match (&self.host, &self.tag) {
+            (Some(host), _) => GrantTarget::Host(host.parse()?),
+            (_, Some(tag)) => GrantTarget::Tag(tag.parse()?),
+            _ => bail!("give --host NAME or --tag TAG"),
+        })
+    }
+}
+
+#[derive(Subcommand)]
+enum GrantCommand {
+    Add {
+        user: String,
+        #[command(flatten)]
+        target: GrantTargetArgs,
+    },
+    List {
+        #[arg(long)]
+        user: Option<String>,
+    },
+    Remove {
+        user: String,
+        #[command(flatten)]
+        target: GrantTargetArgs,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("portcullis-gateway: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("portcullis-gateway: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(path: Option<PathBuf>) -> anyhow::Result<GatewayConfig> {
+    GatewayConfig::load(&path.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG)))
+}
+
+async fn open_store(config: &GatewayConfig) -> anyhow::Result<Store> {
+    Store::open(&config.database.path, false)
+        .await
+        .with_context(|| format!("cannot open database {}", config.database.path.display()))
+}
+
+fn init_logging(config: Option<&GatewayConfig>) {
+    let (format, level) = match config {
+        Some(c) => (c.log.format, c.log.level.clone()),
+        None => (LogFormat::Text, "warn".into()),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+fn read_password_stdin() -> anyhow::Result<Secret<String>> {
+    let mut raw = Vec::with_capacity(64);
+    std::io::stdin()
+        .take(MAX_PASSWORD_LEN as u64 + 2)
+        .read_to_end(&mut raw)
+        .context("cannot read the password from standard input")?;
+    let mut text = Secret::new(String::from_utf8(raw).context("the password is not UTF-8")?);
+    let trimmed = text.expose().trim_end_matches(['\n', '\r']).to_owned();
+    text = Secret::new(trimmed);
+    let length = text.expose().chars().count();
+    if length < 8 {
+        bail!("the password must have at least 8 characters");
+    }
+    if text.expose().len() > MAX_PASSWORD_LEN {
+        bail!("the password must have at most {MAX_PASSWORD_LEN} bytes");
+    }
+    Ok(text)
+}
+
+/// An IP literal or a DNS name; never a `host:port` or a URL.
+fn validate_address(address: &str) -> anyhow::Result<()> {
+    if address.parse::<IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let dns_ok = !address.is_empty()
+        && address.len() <= 253
+        && address.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if !dns_ok {
+        bail!(
+            "address {address:?} is neither an IP address nor a DNS name (give the port with --port)"
+        );
+    }
+    Ok(())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Init {
+            dir,
+            hostnames,
+            cert,
+            key,
+            listen,
+        } => {
+            init_logging(None);
+            let done = init(InitOptions {
+                dir,
+                hostnames,
+                cert_and_key: cert.zip(key),
+                listen,
+            })
+            .await?;
+            println!("initialised gateway: {}", done.config_path.display());
+            println!("certificate fingerprint (SHA-256): {}", done.fingerprint);
+            println!(
+                "next: portcullis-gateway --config {} user add NAME --admin --password-stdin",
+                done.config_path.display()
+            );
+            Ok(())
+        }
+        Command::Serve { listen } => {
+            let config = load_config(cli.config)?;
+            init_logging(Some(&config));
+            server::serve(config, listen).await
+        }
+        Command::Fingerprint => {
+            let config = load_config(cli.config)?;
+            println!("{}", tls::fingerprint_of(&config.tls.certificate)?);
+            Ok(())
+        }
+        Command::User(command) => {
+            let config = load_config(cli.config)?;
+            init_logging(None);
+            let store = open_store(&config).await?;
+            user_command(&store, command).await
+        }
+        Command::Host(command) => {
+            let config = load_config(cli.config)?;
+            init_logging(None);
+            let store = open_store(&config).await?;
+            host_command(&store, command).await
+        }
+        Command::Grant(command) => {
+            let config = load_config(cli.config)?;
+            init_logging(None);
+            let store = open_store(&config).await?;
+            grant_command(&store, command).await
+        }
+        Command::Audit { json } => {
+            let config = load_config(cli.config)?;
+            init_logging(None);
+            let store = open_store(&config).await?;
+            for record in store.audit().await? {
+                if json {
+                    println!("{}", record.to_json());
+                } else {
+                    println!("{}", record.to_text());
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn user_command(store: &Store, command: UserCommand) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Add {
+            name,
+            admin,
+            password_stdin: _,
+        } => {
+            let name: UserName = name.parse()?;
+            let password = read_password_stdin()?;
+            let hash = tokio::task::spawn_blocking(move || password::hash(&password)).await??;
+            store.add_user(&name, &hash, admin).await?;
+            println!("added user {name}{}", if admin { " (admin)" } else { "" });
+        }
+        UserCommand::List => {
+            for user in store.users().await? {
+                println!(
+                    "{}{}{}",
+                    user.name,
+                    if user.is_admin { "\tadmin" } else { "" },
+                    if user.disabled { "\tdisabled" } else { "" }
+                );
+            }
+        }
+        UserCommand::Disable { name } => {
+            let name: UserName = name.parse()?;
+            store.set_user_disabled(&name, true).await?;
+            println!("disabled user {name}");
+        }
+        UserCommand::Enable { name } => {
+            let name: UserName = name.parse()?;
+            store.set_user_disabled(&name, false).await?;
+            println!("enabled user {name}");
+        }
+    }
+    Ok(())
+}
+
+async fn host_command(store: &Store, command: HostCommand) -> anyhow::Result<()> {
+    match command {
+        HostCommand::Add {
+            name,
+            address,
+            port,
+            protocol,
+            tags,
+        } => {
+            let name: HostName = name.parse()?;
+            validate_address(&address)?;
+            let port = port.unwrap_or(protocol.default_port());
+            if port == 0 {
+                bail!("port must be between 1 and 65535");
+            }
+            let tags = tags
+                .iter()
+                .map(|t| t.parse::<Tag>())
+                .collect::<Result<Vec<_>, _>>()?;
+            store
+                .add_host(&name, &address, port, protocol, &tags)
+                .await?;
+            println!("added host {name} ({protocol} {address} port {port})");
+        }
+        HostCommand::List => {
+            for host in store.hosts().await? {
+                let tags: Vec<&str> = host.tags.iter().map(Tag::as_str).collect();
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    host.name,
+                    host.protocol,
+                    host.address,
+                    host.port,
+                    tags.join(",")
+                );
+            }
+        }
+        HostCommand::Remove { name } => {
+            let name: HostName = name.parse()?;
+            store.remove_host(&name).await?;
+            println!("removed host {name} and its grants");
+        }
+    }
+    Ok(())
+}
+
+fn describe(target: &GrantTarget) -> String {
+    match target {
+        GrantTarget::Host(host) => format!("host {host}"),
+        GrantTarget::Tag(tag) => format!("tag {tag}"),
+    }
+}
+
+async fn grant_command(store: &Store, command: GrantCommand) -> anyhow::Result<()> {
+    match command {
+        GrantCommand::Add { user, target } => {
+            let user: UserName = user.parse()?;
+            let target = target.target()?;
+            store.add_grant(&user, &target).await?;
+            println!("granted {} to {user}", describe(&target));
+        }
+        GrantCommand::List { user } => {
+            let user = user.map(|u| u.parse::<UserName>()).transpose()?;
+            for grant in store.grants(user.as_ref()).await? {
+                println!("{}\t{}", grant.user, describe(&grant.target));
+            }
+        }
+        GrantCommand::Remove { user, target } => {
+            let user: UserName = user.parse()?;
+            let target = target.target()?;
+            store.remove_grant(&user, &target).await?;
+            println!("removed grant of {} from {user}", describe(&target));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses() {
+        assert!(validate_address("10.0.0.5").is_ok());
+        assert!(validate_address("::1").is_ok());
+        assert!(validate_address("db.internal").is_ok());
+        assert!(validate_address("db.internal:22").is_err());
+        assert!(validate_address("http://x").is_err());
+        assert!(validate_address("").is_err());
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

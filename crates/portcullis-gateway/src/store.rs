@@ -1,0 +1,499 @@
+//! The gateway's database: users, hosts, grants and the audit trail, in SQLite
+//! through sqlx with migrations. Queries are checked at run time so the crate
+//! builds without a database.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use portcullis_proto::policy::GrantTarget;
+use portcullis_proto::wire::Protocol;
+use portcullis_proto::{HostName, Tag, UserName};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use crate::audit::{AuditEvent, AuditRecord};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database holds an invalid value: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub id: i64,
+    pub name: UserName,
+    pub password_hash: String,
+    pub is_admin: bool,
+    pub disabled: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct HostRecord {
+    pub id: i64,
+    pub name: HostName,
+    pub address: String,
+    pub port: u16,
+    pub protocol: Protocol,
+    pub tags: Vec<Tag>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GrantRecord {
+    pub id: i64,
+    pub user: UserName,
+    pub target: GrantTarget,
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+fn now_ms() -> i64 {
+    crate::clock::now_ms() as i64
+}
+
+fn corrupt<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> StoreError + '_ {
+    move |e| StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+impl Store {
+    /// Opens (creating if asked) the database and applies pending migrations.
+    pub async fn open(path: &Path, create: bool) -> StoreResult<Store> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(create)
+            .journal_mode(SqliteJournalMode::Wal)
+            // INVARIANT: an audit row is durable once its insert returns.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    // ----- users -----
+
+    pub async fn add_user(
+        &self,
+        name: &UserName,
+        password_hash: &str,
+        admin: bool,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO users (name, password_hash, is_admin, created_ms) VALUES (?, ?, ?, ?)",
+        )
+        .bind(name.as_str())
+        .bind(password_hash)
+        .bind(admin)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Conflict(format!("user {name} exists already"))
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(())
+    }
+
+    pub async fn user(&self, name: &UserName) -> StoreResult<Option<UserRecord>> {
+        let row = sqlx::query(
+            "SELECT id, name, password_hash, is_admin, disabled FROM users WHERE name = ?",
+        )
+        .bind(name.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| user_from_row(&r)).transpose()
+    }
+
+    pub async fn users(&self) -> StoreResult<Vec<UserRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, name, password_hash, is_admin, disabled FROM users ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    pub async fn set_user_disabled(&self, name: &UserName, disabled: bool) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE users SET disabled = ? WHERE name = ?")
+            .bind(disabled)
+            .bind(name.as_str())
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("no user named {name}")));
+        }
+        Ok(())
+    }
+
+    // ----- hosts -----
+
+    pub async fn add_host(
+        &self,
+        name: &HostName,
+        address: &str,
+        port: u16,
+        protocol: Protocol,
+        tags: &[Tag],
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        let id: i64 = sqlx::query(
+            "INSERT INTO hosts (name, address, port, protocol, created_ms) VALUES (?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(name.as_str())
+        .bind(address)
+        .bind(i64::from(port))
+        .bind(protocol.as_str())
+        .bind(now_ms())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Conflict(format!("host {name} exists already"))
+            } else {
+                e.into()
+            }
+        })?
+        .get(0);
+        for tag in tags {
+            sqlx::query("INSERT OR IGNORE INTO host_tags (host_id, tag) VALUES (?, ?)")
+                .bind(id)
+                .bind(tag.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn remove_host(&self, name: &HostName) -> StoreResult<()> {
+        let done = sqlx::query("DELETE FROM hosts WHERE name = ?")
+            .bind(name.as_str())
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("no host named {name}")));
+        }
+        Ok(())
+    }
+
+    pub async fn host(&self, name: &HostName) -> StoreResult<Option<HostRecord>> {
+        let row = sqlx::query("SELECT id, name, address, port, protocol FROM hosts WHERE name = ?")
+            .bind(name.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            None => Ok(None),
+            Some(row) => {
+                let mut host = host_from_row(&row)?;
+                host.tags = self.tags_of(host.id).await?;
+                Ok(Some(host))
+            }
+        }
+    }
+
+    pub async fn hosts(&self) -> StoreResult<Vec<HostRecord>> {
+        let rows = sqlx::query("SELECT id, name, address, port, protocol FROM hosts ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut hosts = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut host = host_from_row(row)?;
+            host.tags = self.tags_of(host.id).await?;
+            hosts.push(host);
+        }
+        Ok(hosts)
+    }
+
+    async fn tags_of(&self, host_id: i64) -> StoreResult<Vec<Tag>> {
+        let rows = sqlx::query("SELECT tag FROM host_tags WHERE host_id = ? ORDER BY tag")
+            .bind(host_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Tag::from_str(r.get::<&str, _>(0)).map_err(corrupt("tag")))
+            .collect()
+    }
+
+    // ----- grants -----
+
+    pub async fn add_grant(&self, user: &UserName, target: &GrantTarget) -> StoreResult<()> {
+        let user_id = self.user_id(user).await?;
+        let query = match target {
+            GrantTarget::Host(host) => {
+                let host_id: i64 = sqlx::query("SELECT id FROM hosts WHERE name = ?")
+                    .bind(host.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(format!("no host named {host}")))?
+                    .get(0);
+                sqlx::query("INSERT INTO grants (user_id, host_id, created_ms) VALUES (?, ?, ?)")
+                    .bind(user_id)
+                    .bind(host_id)
+            }
+            GrantTarget::Tag(tag) => {
+                sqlx::query("INSERT INTO grants (user_id, tag, created_ms) VALUES (?, ?, ?)")
+                    .bind(user_id)
+                    .bind(tag.as_str())
+            }
+        };
+        query
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict(format!("user {user} has that grant already"))
+                } else {
+                    e.into()
+                }
+            })?;
+        Ok(())
+    }
+
+    pub async fn remove_grant(&self, user: &UserName, target: &GrantTarget) -> StoreResult<()> {
+        let user_id = self.user_id(user).await?;
+        let done = match target {
+            GrantTarget::Host(host) => sqlx::query(
+                "DELETE FROM grants WHERE user_id = ? AND host_id = (SELECT id FROM hosts WHERE name = ?)",
+            )
+            .bind(user_id)
+            .bind(host.as_str()),
+            GrantTarget::Tag(tag) => sqlx::query("DELETE FROM grants WHERE user_id = ? AND tag = ?")
+                .bind(user_id)
+                .bind(tag.as_str()),
+        }
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!(
+                "user {user} has no such grant"
+            )));
+        }
+        Ok(())
+    }
+
+    /// All grants, or those of one user.
+    pub async fn grants(&self, user: Option<&UserName>) -> StoreResult<Vec<GrantRecord>> {
+        let rows = sqlx::query(
+            "SELECT g.id, u.name, h.name, g.tag FROM grants g
+             JOIN users u ON u.id = g.user_id
+             LEFT JOIN hosts h ON h.id = g.host_id
+             WHERE ?1 IS NULL OR u.name = ?1
+             ORDER BY u.name, g.id",
+        )
+        .bind(user.map(UserName::as_str))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let user = UserName::from_str(r.get::<&str, _>(1)).map_err(corrupt("user name"))?;
+                let target = match (r.get::<Option<&str>, _>(2), r.get::<Option<&str>, _>(3)) {
+                    (Some(host), None) => {
+                        GrantTarget::Host(HostName::from_str(host).map_err(corrupt("host name"))?)
+                    }
+                    (None, Some(tag)) => {
+                        GrantTarget::Tag(Tag::from_str(tag).map_err(corrupt("tag"))?)
+                    }
+                    _ => {
+                        return Err(StoreError::Corrupt(
+                            "grant with neither host nor tag".into(),
+                        ));
+                    }
+                };
+                Ok(GrantRecord {
+                    id: r.get(0),
+                    user,
+                    target,
+                })
+            })
+            .collect()
+    }
+
+    async fn user_id(&self, user: &UserName) -> StoreResult<i64> {
+        Ok(sqlx::query("SELECT id FROM users WHERE name = ?")
+            .bind(user.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("no user named {user}")))?
+            .get(0))
+    }
+
+    // ----- audit -----
+
+    /// INVARIANT: returns only once the row is committed, so callers write the event
+    /// before acknowledging the action it records.
+    pub async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO audit (time_ms, event, user, host, source, tunnel_id, reason,
+                                bytes_from_client, bytes_to_client, duration_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(event.time_ms as i64)
+        .bind(event.kind.as_str())
+        .bind(event.user.as_deref())
+        .bind(event.host.as_deref())
+        .bind(event.source.as_deref())
+        .bind(event.tunnel_id.as_deref())
+        .bind(event.reason.as_deref())
+        .bind(event.bytes_from_client.map(|b| b as i64))
+        .bind(event.bytes_to_client.map(|b| b as i64))
+        .bind(event.duration_ms.map(|b| b as i64))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn audit(&self) -> StoreResult<Vec<AuditRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, time_ms, event, user, host, source, tunnel_id, reason,
+                    bytes_from_client, bytes_to_client, duration_ms
+             FROM audit ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| AuditRecord {
+                id: r.get(0),
+                time_ms: r.get(1),
+                event: r.get(2),
+                user: r.get(3),
+                host: r.get(4),
+                source: r.get(5),
+                tunnel_id: r.get(6),
+                reason: r.get(7),
+                bytes_from_client: r.get(8),
+                bytes_to_client: r.get(9),
+                duration_ms: r.get(10),
+            })
+            .collect())
+    }
+}
+
+fn user_from_row(r: &sqlx::sqlite::SqliteRow) -> StoreResult<UserRecord> {
+    Ok(UserRecord {
+        id: r.get(0),
+        name: UserName::from_str(r.get::<&str, _>(1)).map_err(corrupt("user name"))?,
+        password_hash: r.get(2),
+        is_admin: r.get(3),
+        disabled: r.get(4),
+    })
+}
+
+fn host_from_row(r: &sqlx::sqlite::SqliteRow) -> StoreResult<HostRecord> {
+    let port: i64 = r.get(3);
+    Ok(HostRecord {
+        id: r.get(0),
+        name: HostName::from_str(r.get::<&str, _>(1)).map_err(corrupt("host name"))?,
+        address: r.get(2),
+        port: u16::try_from(port).map_err(corrupt("port"))?,
+        protocol: Protocol::from_str(r.get::<&str, _>(4)).map_err(corrupt("protocol"))?,
+        tags: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::AuditKind;
+
+    async fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db"), true).await.unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn users_hosts_grants_round_trip() {
+        let (_dir, s) = store().await;
+        let alice: UserName = "alice".parse().unwrap();
+        let web: HostName = "web1".parse().unwrap();
+        let prod: Tag = "prod".parse().unwrap();
+        s.add_user(&alice, "hash", false).await.unwrap();
+        assert!(matches!(
+            s.add_user(&alice, "hash", false).await,
+            Err(StoreError::Conflict(_))
+        ));
+        s.add_host(
+            &web,
+            "10.0.0.5",
+            22,
+            Protocol::Ssh,
+            std::slice::from_ref(&prod),
+        )
+        .await
+        .unwrap();
+        let host = s.host(&web).await.unwrap().unwrap();
+        assert_eq!(
+            (host.port, host.protocol, host.tags.clone()),
+            (22, Protocol::Ssh, vec![prod.clone()])
+        );
+        s.add_grant(&alice, &GrantTarget::Host(web.clone()))
+            .await
+            .unwrap();
+        s.add_grant(&alice, &GrantTarget::Tag(prod.clone()))
+            .await
+            .unwrap();
+        assert!(matches!(
+            s.add_grant(&alice, &GrantTarget::Tag(prod.clone())).await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert_eq!(s.grants(Some(&alice)).await.unwrap().len(), 2);
+        s.remove_host(&web).await.unwrap();
+        assert_eq!(
+            s.grants(None).await.unwrap().len(),
+            1,
+            "host grant goes with the host"
+        );
+        s.set_user_disabled(&alice, true).await.unwrap();
+        assert!(s.user(&alice).await.unwrap().unwrap().disabled);
+        assert!(matches!(
+            s.set_user_disabled(&"bob".parse().unwrap(), true).await,
+            Err(StoreError::NotFound(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn audit_appends_in_order() {
+        let (_dir, s) = store().await;
+        let mut event = AuditEvent::new(AuditKind::LoginOk);
+        event.user = Some("alice".into());
+        s.append_audit(&event).await.unwrap();
+        event.kind = AuditKind::TunnelClose;
+        event.bytes_from_client = Some(7);
+        s.append_audit(&event).await.unwrap();
+        let rows = s.audit().await.unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1].event, "tunnel_close");
+        assert_eq!(rows[1].bytes_from_client, Some(7));
+    }
+}
