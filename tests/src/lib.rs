@@ -1,1 +1,548 @@
+//! The namespace lab: three network namespaces in which "private" is literally private.
+//!
+//! ```text
+//!  outside (client)          edge (gateway)                vnet (private hosts)
+//!  10.201.0.2 ── veth ── 10.201.0.1 | 10.202.0.1 ── veth ── 10.202.0.2  sshd :22, echo :7
+//! ```
+//! Forwarding is off in every new namespace and outside has no route to vnet, so the
+//! only way in is the gateway, which listens on one TLS port in edge.
+//!
+//! Everything here needs root. Only addresses inside the namespaces made here are used.
 
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+pub const OUT_IP: &str = "10.201.0.2";
+pub const EDGE_OUT_IP: &str = "10.201.0.1";
+pub const EDGE_VNET_IP: &str = "10.202.0.1";
+pub const VNET_IP: &str = "10.202.0.2";
+pub const GATEWAY_PORT: u16 = 443;
+pub const ECHO_PORT: u16 = 7;
+pub const PASSWORD: &str = "lab-password-1";
+
+/// True when the lab can run. Without root it says so loudly; in CI it fails instead,
+/// because CI must always run the lab.
+pub fn lab_available(test: &str) -> bool {
+    // SAFETY-free: geteuid has no preconditions; libc exposes it as unsafe only by form.
+    #[allow(unsafe_code)]
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("LAB TEST {test} NEEDS ROOT and CI must run it: run the tests as root");
+    }
+    eprintln!(
+        "\n!!!!!!!! LAB TEST {test} WAS NOT RUN: it needs root (network namespaces, sshd). \
+         Run `cargo xtask test` as root to run it. !!!!!!!!\n"
+    );
+    false
+}
+
+/// Runs `f` on a thread inside the named network namespace: sockets it opens live there.
+pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+        use std::os::fd::AsRawFd;
+        // SAFETY: setns on a valid namespace fd only changes this thread's network
+        // namespace; the thread is ours and ends with `f`.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns({path}): {}", std::io::Error::last_os_error());
+        f()
+    })
+    .join()
+    .expect("namespace thread panicked")
+}
+
+/// Runs an async block on a current-thread runtime inside the namespace.
+pub fn block_on_in<T: Send + 'static, F>(ns: &str, make: impl FnOnce() -> F + Send + 'static) -> T
+where
+    F: std::future::Future<Output = T>,
+{
+    in_netns(ns, move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(make())
+    })
+}
+
+fn run(cmd: &mut Command) -> anyhow::Result<Output> {
+    let shown = format!("{cmd:?}");
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot run {shown}"))?;
+    if !out.status.success() {
+        bail!(
+            "{shown} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(out)
+}
+
+fn ip(args: &[&str]) -> anyhow::Result<()> {
+    run(Command::new("ip").args(args)).map(|_| ())
+}
+
+/// Where cargo put the workspace's binaries (`target/debug` next to `deps/`).
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("PORTCULLIS_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let mut dir = exe.parent().expect("exe dir").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace binaries first (`cargo build --workspace --bins`, which `cargo xtask test` does)",
+        path.display()
+    );
+    path
+}
+
+fn require_tool(tool: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|p| p.join(tool).exists()))
+        .unwrap_or(false)
+        || Path::new(tool).exists();
+    assert!(
+        found,
+        "{tool} is not installed: the lab needs openssh-server, openssh-client, nmap and iproute2 (`cargo xtask test` installs them)"
+    );
+}
+
+/// Waits until a TCP port accepts connections inside a namespace.
+pub fn wait_for_port(ns: &str, addr: SocketAddr, what: &str) {
+    let ok = in_netns(ns, move || {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    });
+    assert!(ok, "{what} did not start listening on {addr}");
+}
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+pub struct Lab {
+    pub out: String,
+    pub edge: String,
+    pub vnet: String,
+    pub dir: tempfile::TempDir,
+    pub fingerprint: String,
+    pub gateway_url: String,
+    gateway: Option<Child>,
+    children: Vec<Child>,
+}
+
+impl Lab {
+    /// Namespaces, sshd and the echo server in vnet, and a configured gateway in edge.
+    pub fn start() -> Lab {
+        Lab::try_start().unwrap_or_else(|e| panic!("cannot start the lab: {e:#}"))
+    }
+
+    fn try_start() -> anyhow::Result<Lab> {
+        for tool in ["ip", "ssh", "ssh-keygen", "nmap", "/usr/sbin/sshd"] {
+            require_tool(tool);
+        }
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let tag = format!("{}x{n}", std::process::id() % 100_000);
+        let dir = tempfile::Builder::new()
+            .prefix("portcullis-lab-")
+            .tempdir()?;
+        let mut lab = Lab {
+            out: format!("pcl-{tag}-out"),
+            edge: format!("pcl-{tag}-edge"),
+            vnet: format!("pcl-{tag}-vnet"),
+            dir,
+            fingerprint: String::new(),
+            gateway_url: format!("https://{EDGE_OUT_IP}:{GATEWAY_PORT}"),
+            gateway: None,
+            children: Vec::new(),
+        };
+        for ns in [&lab.out, &lab.edge, &lab.vnet] {
+            ip(&["netns", "add", ns])?;
+            ip(&["-n", ns, "link", "set", "lo", "up"])?;
+        }
+        // Interface names are at most 15 bytes.
+        let (a, b, c, d) = (
+            format!("pa{tag}"),
+            format!("pb{tag}"),
+            format!("pc{tag}"),
+            format!("pd{tag}"),
+        );
+        ip(&[
+            "link", "add", &a, "netns", &lab.out, "type", "veth", "peer", "name", &b, "netns",
+            &lab.edge,
+        ])?;
+        ip(&[
+            "link", "add", &c, "netns", &lab.edge, "type", "veth", "peer", "name", &d, "netns",
+            &lab.vnet,
+        ])?;
+        for (ns, dev, addr) in [
+            (&lab.out, &a, OUT_IP),
+            (&lab.edge, &b, EDGE_OUT_IP),
+            (&lab.edge, &c, EDGE_VNET_IP),
+            (&lab.vnet, &d, VNET_IP),
+        ] {
+            ip(&["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", dev])?;
+            ip(&["-n", ns, "link", "set", dev, "up"])?;
+        }
+        lab.start_sshd()?;
+        let echo = Command::new("ip")
+            .args(["netns", "exec", &lab.vnet])
+            .arg(bin("lab-echo"))
+            .arg(format!("{VNET_IP}:{ECHO_PORT}"))
+            .spawn()?;
+        lab.children.push(echo);
+        wait_for_port(
+            &lab.vnet,
+            format!("{VNET_IP}:{ECHO_PORT}").parse()?,
+            "echo server",
+        );
+        lab.init_gateway()?;
+        lab.start_gateway();
+        Ok(lab)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn start_sshd(&mut self) -> anyhow::Result<()> {
+        std::fs::create_dir_all("/run/sshd")?;
+        let ssh = self.path("ssh");
+        std::fs::create_dir_all(&ssh)?;
+        for key in ["host_ed25519", "client_ed25519"] {
+            run(Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", "lab", "-f"])
+                .arg(ssh.join(key)))?;
+        }
+        std::fs::copy(ssh.join("client_ed25519.pub"), ssh.join("authorized_keys"))?;
+        let host_pub = std::fs::read_to_string(ssh.join("host_ed25519.pub"))?;
+        let mut fields = host_pub.split_whitespace();
+        let (kind, key) = (fields.next().unwrap_or(""), fields.next().unwrap_or(""));
+        // The client knows the host by its catalog name only: the gateway never tells it
+        // an address, and the tunnel's local end is loopback.
+        std::fs::write(ssh.join("known_hosts"), format!("vnet1 {kind} {key}\n"))?;
+        let config = format!(
+            "Port 22\nListenAddress {VNET_IP}\nHostKey {host}\nPidFile {pid}\n\
+             AuthorizedKeysFile {keys}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n",
+            host = ssh.join("host_ed25519").display(),
+            pid = ssh.join("sshd.pid").display(),
+            keys = ssh.join("authorized_keys").display(),
+        );
+        std::fs::write(ssh.join("sshd_config"), config)?;
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.vnet,
+                "/usr/sbin/sshd",
+                "-D",
+                "-e",
+                "-f",
+            ])
+            .arg(ssh.join("sshd_config"))
+            .stderr(std::fs::File::create(ssh.join("sshd.log"))?)
+            .spawn()?;
+        self.children.push(child);
+        wait_for_port(&self.vnet, format!("{VNET_IP}:22").parse()?, "sshd");
+        Ok(())
+    }
+
+    pub fn gateway_config(&self) -> PathBuf {
+        self.path("gw/gateway.toml")
+    }
+
+    /// Runs `portcullis-gateway --config <lab config> ARGS` (admin commands need no namespace).
+    pub fn gw(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = Command::new(bin("portcullis-gateway"));
+        cmd.arg("--config").arg(self.gateway_config()).args(args);
+        let out = pipe(cmd, stdin);
+        assert!(
+            out.status.success(),
+            "portcullis-gateway {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    fn init_gateway(&mut self) -> anyhow::Result<()> {
+        let out = run(Command::new(bin("portcullis-gateway")).args([
+            "init",
+            "--dir",
+            &self.path("gw").display().to_string(),
+            "--hostname",
+            EDGE_OUT_IP,
+            "--listen",
+            &format!("0.0.0.0:{GATEWAY_PORT}"),
+        ]))?;
+        let printed = String::from_utf8_lossy(&out.stdout).to_string();
+        // Short limits so the lab sees them act.
+        let config = std::fs::read_to_string(self.gateway_config())?
+            .replace(
+                "handshake_timeout_seconds = 10",
+                "handshake_timeout_seconds = 2",
+            )
+            .replace("shutdown_drain_seconds = 30", "shutdown_drain_seconds = 1");
+        std::fs::write(self.gateway_config(), config)?;
+        self.fingerprint = String::from_utf8(self.gw(&["fingerprint"], None).stdout)?
+            .trim()
+            .to_owned();
+        assert!(
+            printed.contains(&self.fingerprint),
+            "init prints the fingerprint"
+        );
+        for (user, admin) in [
+            ("alice", false),
+            ("bob", false),
+            ("carol", false),
+            ("ops", true),
+        ] {
+            let mut args = vec!["user", "add", user, "--password-stdin"];
+            if admin {
+                args.push("--admin");
+            }
+            self.gw(&args, Some(&format!("{PASSWORD}\n")));
+        }
+        let ssh_port = "22".to_string();
+        let echo_port = ECHO_PORT.to_string();
+        self.gw(
+            &[
+                "host",
+                "add",
+                "vnet1",
+                "--address",
+                VNET_IP,
+                "--port",
+                &ssh_port,
+                "--protocol",
+                "ssh",
+                "--tag",
+                "lab",
+            ],
+            None,
+        );
+        self.gw(
+            &[
+                "host",
+                "add",
+                "echo1",
+                "--address",
+                VNET_IP,
+                "--port",
+                &echo_port,
+                "--protocol",
+                "ssh",
+            ],
+            None,
+        );
+        self.gw(&["grant", "add", "alice", "--tag", "lab"], None);
+        self.gw(&["grant", "add", "alice", "--host", "echo1"], None);
+        self.gw(&["grant", "add", "carol", "--host", "echo1"], None);
+        self.gw(&["grant", "add", "ops", "--host", "echo1"], None);
+        Ok(())
+    }
+
+    pub fn start_gateway(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path("gateway.log"))
+            .expect("gateway log");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.edge])
+            .arg(bin("portcullis-gateway"))
+            .arg("--config")
+            .arg(self.gateway_config())
+            .arg("serve")
+            .stderr(log)
+            .spawn()
+            .expect("start the gateway");
+        self.gateway = Some(child);
+        wait_for_port(
+            &self.out,
+            format!("{EDGE_OUT_IP}:{GATEWAY_PORT}").parse().unwrap(),
+            "the gateway",
+        );
+    }
+
+    pub fn gateway_log(&self) -> String {
+        std::fs::read_to_string(self.path("gateway.log")).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM to the gateway and waits for it to exit.
+    pub fn stop_gateway(&mut self) -> std::process::ExitStatus {
+        let mut child = self.gateway.take().expect("gateway running");
+        // `ip netns exec` execs the gateway, so the child pid is the gateway's.
+        #[allow(unsafe_code)]
+        // SAFETY: kill on a pid we own.
+        let rc = unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        assert_eq!(rc, 0);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gateway did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn gateway_alive(&mut self) -> bool {
+        matches!(self.gateway.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// `portcullis --home <lab home for USER> ARGS`, run in the outside namespace.
+    pub fn cli_command(&self, user: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.out])
+            .arg(bin("portcullis"))
+            .arg("--home")
+            .arg(self.path(&format!("home-{user}")))
+            .args(args);
+        cmd
+    }
+
+    pub fn cli(&self, user: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        let mut cmd = self.cli_command(user, args);
+        pipe_bytes(&mut cmd, stdin)
+    }
+
+    pub fn login(&self, user: &str) {
+        let out = self.cli(
+            user,
+            &[
+                "login",
+                &self.gateway_url,
+                "--user",
+                user,
+                "--password-stdin",
+                "--fingerprint",
+                &self.fingerprint,
+            ],
+            Some(format!("{PASSWORD}\n").as_bytes()),
+        );
+        assert!(
+            out.status.success(),
+            "login as {user} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn audit(&self) -> Vec<serde_json::Value> {
+        let out = self.gw(&["audit", "--json"], None);
+        String::from_utf8(out.stdout)
+            .expect("utf-8 audit")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
+            .collect()
+    }
+
+    /// Arguments for OpenSSH that trust exactly the lab's host key.
+    pub fn ssh_args(&self) -> Vec<String> {
+        let ssh = self.path("ssh");
+        vec![
+            "-F".into(),
+            "/dev/null".into(),
+            "-i".into(),
+            ssh.join("client_ed25519").display().to_string(),
+            "-o".into(),
+            "IdentitiesOnly=yes".into(),
+            "-o".into(),
+            "BatchMode=yes".into(),
+            "-o".into(),
+            "StrictHostKeyChecking=yes".into(),
+            "-o".into(),
+            format!("UserKnownHostsFile={}", ssh.join("known_hosts").display()),
+            "-o".into(),
+            "GlobalKnownHostsFile=/dev/null".into(),
+            "-o".into(),
+            "ConnectTimeout=20".into(),
+        ]
+    }
+
+    /// Starts `portcullis tunnel HOST --listen 127.0.0.1:0` and returns it with its port.
+    pub fn tunnel_listener(&self, user: &str, host: &str) -> (Child, u16) {
+        let mut child = self
+            .cli_command(user, &["tunnel", host, "--listen", "127.0.0.1:0"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tunnel --listen");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut line = String::new();
+        BufReader::new(stderr)
+            .read_line(&mut line)
+            .expect("read listener line");
+        let port = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("127.0.0.1:"))
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {line:?}"));
+        (child, port)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Some(mut gateway) = self.gateway.take() {
+            let _ = gateway.kill();
+            let _ = gateway.wait();
+        }
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for ns in [&self.out, &self.edge, &self.vnet] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+fn pipe(mut cmd: Command, stdin: Option<&str>) -> Output {
+    pipe_bytes(&mut cmd, stdin.map(str::as_bytes))
+}
+
+pub fn pipe_bytes(cmd: &mut Command, stdin: Option<&[u8]>) -> Output {
+    use std::io::Write;
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let mut input = child.stdin.take().expect("stdin");
+    let data = stdin.map(<[u8]>::to_vec).unwrap_or_default();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let out = child.wait_with_output().expect("wait");
+    let _ = writer.join();
+    out
+}

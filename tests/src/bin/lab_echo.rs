@@ -1,0 +1,29 @@
+//! A TCP echo server for the lab: every byte received is sent back; EOF from the
+//! peer closes the connection once everything is echoed. Runs inside the private
+//! namespace, so tunnels carry a known number of bytes each way.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+
+fn echo(mut stream: TcpStream) {
+    let mut buffer = [0u8; 64 * 1024];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if stream.write_all(&buffer[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+}
+
+fn main() {
+    let address = std::env::args().nth(1).expect("usage: lab-echo ADDR:PORT");
+    let listener = TcpListener::bind(&address).expect("lab-echo: cannot listen");
+    for stream in listener.incoming().flatten() {
+        std::thread::spawn(move || echo(stream));
+    }
+}
