@@ -1,1 +1,297 @@
-fn main() {}
+//! `cargo xtask`: the project's automation, exactly what CI runs.
+//!
+//! - `cargo xtask test`: system packages, fmt, clippy, forbidden dependency edges,
+//!   every test (the namespace lab included, which needs root).
+//! - `cargo xtask run`: a gateway on loopback with a demo configuration it creates.
+//! - `cargo xtask bench tunnel`: the tunnel benchmark in the lab (root).
+//!
+//! Dependency-free on purpose, so it builds in seconds on a fresh clone.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+/// Debian packages the tests start for real.
+const TEST_PACKAGES: &[&str] = &["openssh-server", "openssh-client", "nmap", "iproute2", "procps"];
+/// Debian packages `run` needs.
+const RUN_PACKAGES: &[&str] = &["openssh-client"];
+
+/// Dependency edges that must not exist: (crate, forbidden dependency, why).
+const FORBIDDEN_EDGES: &[(&str, &str, &str)] = &[
+    ("portcullis-proto", "tokio", "the protocol crate is sans-IO"),
+    ("portcullis-proto", "rustls", "the protocol crate is sans-IO"),
+    ("portcullis-proto", "sqlx", "the protocol crate is sans-IO"),
+    ("portcullis-proto", "hyper", "the protocol crate is sans-IO"),
+    ("portcullis-client", "portcullis-gateway", "the client never links the gateway"),
+    ("portcullis-client", "sqlx-sqlite", "the client's store arrives with the desktop issue"),
+    ("portcullis-client", "axum", "the client is no server"),
+    ("portcullis-gateway", "portcullis-client", "the gateway never links the client"),
+    ("portcullis-cli", "portcullis-gateway", "the CLI talks to a gateway only over the network"),
+    ("portcullis-cli", "tauri", "only src-tauri depends on tauri"),
+    ("portcullis-gateway", "tauri", "only src-tauri depends on tauri"),
+    ("portcullis-client", "tauri", "only src-tauri depends on tauri"),
+];
+/// Crates no part of the workspace may pull in at all.
+const BANNED_CRATES: &[(&str, &str)] = &[
+    ("openssl-sys", "rustls only"),
+    ("openssl", "rustls only"),
+    ("native-tls", "rustls only"),
+];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(),
+        Some("run") => run_demo(),
+        Some("bench") => bench(&args[1..]),
+        Some("deps") => ensure_packages(TEST_PACKAGES),
+        _ => Err("usage: cargo xtask (test | run | bench tunnel | deps)".into()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn step(title: &str) {
+    eprintln!("\n==> {title}");
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+fn status(mut cmd: Command) -> Result {
+    let shown = format!("{cmd:?}");
+    let status = cmd.status().map_err(|e| format!("cannot run {shown}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{shown} failed ({status})"))
+    }
+}
+
+fn output(mut cmd: Command) -> Result<(bool, String)> {
+    let shown = format!("{cmd:?}");
+    let out = cmd.output().map_err(|e| format!("cannot run {shown}: {e}"))?;
+    Ok((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    ))
+}
+
+fn is_root() -> bool {
+    output({
+        let mut c = Command::new("id");
+        c.arg("-u");
+        c
+    })
+    .map(|(_, out)| out.trim() == "0")
+    .unwrap_or(false)
+}
+
+fn installed(package: &str) -> bool {
+    let mut cmd = Command::new("dpkg-query");
+    cmd.args(["-W", "-f=${Status}", package]);
+    matches!(output(cmd), Ok((true, text)) if text.contains("install ok installed"))
+}
+
+/// Installs missing Debian packages with apt-get (as root, or through sudo).
+fn ensure_packages(packages: &[&str]) -> Result {
+    if !Path::new("/usr/bin/dpkg-query").exists() {
+        eprintln!("xtask: not a Debian system; make sure these are installed: {}", packages.join(" "));
+        return Ok(());
+    }
+    let missing: Vec<&str> = packages.iter().copied().filter(|p| !installed(p)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing Debian packages: {}", missing.join(" "));
+    let apt = |args: &[&str]| {
+        let mut cmd = if is_root() {
+            Command::new("apt-get")
+        } else {
+            let mut c = Command::new("sudo");
+            c.arg("apt-get");
+            c
+        };
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        cmd
+    };
+    status(apt(&["update", "-qq"]))?;
+    let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
+    args.extend(&missing);
+    status(apt(&args))
+}
+
+fn test() -> Result {
+    step("system packages");
+    ensure_packages(TEST_PACKAGES)?;
+
+    step("cargo fmt --check");
+    let mut fmt = cargo();
+    fmt.args(["fmt", "--all", "--", "--check"]);
+    status(fmt)?;
+
+    step("cargo clippy -D warnings");
+    let mut clippy = cargo();
+    clippy.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+    status(clippy)?;
+
+    step("forbidden dependency edges");
+    check_edges()?;
+
+    step("ui: type-check and lint");
+    check_ui()?;
+
+    step("build the binaries the lab starts");
+    let mut build = cargo();
+    build.args(["build", "--workspace", "--bins"]);
+    status(build)?;
+
+    step("cargo test (unit tests and the namespace lab)");
+    if !is_root() {
+        eprintln!(
+            "\n!!!!!!!! not root: the namespace lab tests will say they were NOT RUN. Run `cargo xtask test` as root to run them. !!!!!!!!\n"
+        );
+    }
+    let mut tests = cargo();
+    tests.args(["test", "--workspace", "--", "--test-threads=2"]);
+    status(tests)
+}
+
+fn check_edges() -> Result {
+    let mut failures = Vec::new();
+    for (krate, forbidden, why) in FORBIDDEN_EDGES {
+        let mut tree = cargo();
+        tree.args(["tree", "-q", "-e", "normal,build", "--prefix", "none", "-p", krate]);
+        let (ok, text) = output(tree)?;
+        if !ok {
+            return Err(format!("cargo tree -p {krate} failed: {text}"));
+        }
+        if text
+            .lines()
+            .skip(1)
+            .any(|line| line.split_whitespace().next() == Some(forbidden))
+        {
+            failures.push(format!("{krate} depends on {forbidden}: {why}"));
+        }
+    }
+    for (banned, why) in BANNED_CRATES {
+        let mut tree = cargo();
+        tree.args(["tree", "-q", "--workspace", "-e", "all", "-i", banned]);
+        let (ok, _) = output(tree)?;
+        // `cargo tree -i` fails when nothing in the graph matches: that is the pass.
+        if ok {
+            failures.push(format!("the workspace pulls in {banned}: {why}"));
+        }
+    }
+    if failures.is_empty() {
+        eprintln!("no forbidden edges ({} rules, {} banned crates)", FORBIDDEN_EDGES.len(), BANNED_CRATES.len());
+        Ok(())
+    } else {
+        Err(failures.join("\n"))
+    }
+}
+
+fn check_ui() -> Result {
+    let package = root().join("ui/package.json");
+    if !package.exists() {
+        eprintln!("ui/ has no TypeScript yet (the desktop-app issue adds it): nothing to check");
+        return Ok(());
+    }
+    ensure_packages(&["nodejs", "npm"])?;
+    let mut ci = Command::new("npm");
+    ci.current_dir(root().join("ui")).args(["ci", "--no-audit", "--no-fund"]);
+    status(ci)?;
+    for script in ["typecheck", "lint", "test"] {
+        let mut npm = Command::new("npm");
+        npm.current_dir(root().join("ui")).args(["run", script]);
+        status(npm)?;
+    }
+    Ok(())
+}
+
+/// A gateway on 127.0.0.1:8443 with a demo user and a demo host (this machine's sshd).
+fn run_demo() -> Result {
+    ensure_packages(RUN_PACKAGES)?;
+    let mut build = cargo();
+    build.args(["build", "-p", "portcullis-gateway", "-p", "portcullis-cli"]);
+    status(build)?;
+    let bin = root().join("target/debug");
+    let gateway = bin.join("portcullis-gateway");
+    let dir = root().join("target/demo-gateway");
+    let config = dir.join("gateway.toml");
+    let gw = |args: &[&str]| {
+        let mut cmd = Command::new(&gateway);
+        cmd.arg("--config").arg(&config).args(args);
+        cmd
+    };
+    if !config.exists() {
+        step("creating a demo gateway in target/demo-gateway");
+        let mut init = Command::new(&gateway);
+        init.args(["init", "--dir"])
+            .arg(&dir)
+            .args(["--hostname", "localhost", "--hostname", "127.0.0.1", "--listen", "127.0.0.1:8443"]);
+        status(init)?;
+        let password = "portcullis-demo";
+        let mut add = gw(&["user", "add", "demo", "--admin", "--password-stdin"]);
+        add.stdin(std::process::Stdio::piped());
+        let mut child = add.spawn().map_err(|e| e.to_string())?;
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().expect("piped");
+            writeln!(stdin, "{password}").map_err(|e| e.to_string())?;
+        }
+        if !child.wait().map_err(|e| e.to_string())?.success() {
+            return Err("cannot add the demo user".into());
+        }
+        status(gw(&["host", "add", "this-machine", "--address", "127.0.0.1", "--port", "22", "--protocol", "ssh", "--tag", "demo"]))?;
+        status(gw(&["grant", "add", "demo", "--tag", "demo"]))?;
+    }
+    let (_, fingerprint) = output(gw(&["fingerprint"]))?;
+    let fingerprint = fingerprint.trim();
+    let cli = bin.join("portcullis");
+    eprintln!(
+        "\nDemo gateway on https://127.0.0.1:8443 (user demo, password portcullis-demo).\n\
+         In another terminal:\n\
+         \x20 echo portcullis-demo | {cli} login https://127.0.0.1:8443 --user demo --password-stdin --fingerprint {fingerprint}\n\
+         \x20 {cli} hosts\n\
+         \x20 ssh -o ProxyCommand='{cli} tunnel this-machine --stdio' you@this-machine\n\
+         (The desktop app replaces this demo when the desktop-app issue lands.)\n",
+        cli = cli.display()
+    );
+    status(gw(&["serve"]))
+}
+
+fn bench(args: &[String]) -> Result {
+    match args.first().map(String::as_str) {
+        Some("tunnel") => {
+            ensure_packages(TEST_PACKAGES)?;
+            if !is_root() {
+                return Err("the tunnel benchmark runs in the namespace lab and needs root".into());
+            }
+            let mut build = cargo();
+            build.args(["build", "--release", "--workspace", "--bins"]);
+            status(build)?;
+            let mut run = Command::new(root().join("target/release/bench-tunnel"));
+            run.current_dir(root())
+                .env("PORTCULLIS_BIN_DIR", root().join("target/release"));
+            status(run)
+        }
+        _ => Err("usage: cargo xtask bench tunnel".into()),
+    }
+}
