@@ -417,6 +417,21 @@ impl Lab {
         }
     }
 
+    pub fn gateway_pid(&self) -> u32 {
+        self.gateway.as_ref().expect("gateway running").id()
+    }
+
+    /// Starts a lab helper process inside a namespace; it is stopped with the lab.
+    pub fn spawn_in(&mut self, ns: &str, program: &Path, args: &[&str]) {
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .arg(program)
+            .args(args)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", program.display()));
+        self.children.push(child);
+    }
+
     pub fn gateway_alive(&mut self) -> bool {
         matches!(self.gateway.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
     }

@@ -13,24 +13,58 @@ use std::process::{Command, ExitCode};
 type Result<T = ()> = std::result::Result<T, String>;
 
 /// Debian packages the tests start for real.
-const TEST_PACKAGES: &[&str] = &["openssh-server", "openssh-client", "nmap", "iproute2", "procps"];
+const TEST_PACKAGES: &[&str] = &[
+    "openssh-server",
+    "openssh-client",
+    "nmap",
+    "iproute2",
+    "procps",
+];
 /// Debian packages `run` needs.
 const RUN_PACKAGES: &[&str] = &["openssh-client"];
 
 /// Dependency edges that must not exist: (crate, forbidden dependency, why).
 const FORBIDDEN_EDGES: &[(&str, &str, &str)] = &[
     ("portcullis-proto", "tokio", "the protocol crate is sans-IO"),
-    ("portcullis-proto", "rustls", "the protocol crate is sans-IO"),
+    (
+        "portcullis-proto",
+        "rustls",
+        "the protocol crate is sans-IO",
+    ),
     ("portcullis-proto", "sqlx", "the protocol crate is sans-IO"),
     ("portcullis-proto", "hyper", "the protocol crate is sans-IO"),
-    ("portcullis-client", "portcullis-gateway", "the client never links the gateway"),
-    ("portcullis-client", "sqlx-sqlite", "the client's store arrives with the desktop issue"),
+    (
+        "portcullis-client",
+        "portcullis-gateway",
+        "the client never links the gateway",
+    ),
+    (
+        "portcullis-client",
+        "sqlx-sqlite",
+        "the client's store arrives with the desktop issue",
+    ),
     ("portcullis-client", "axum", "the client is no server"),
-    ("portcullis-gateway", "portcullis-client", "the gateway never links the client"),
-    ("portcullis-cli", "portcullis-gateway", "the CLI talks to a gateway only over the network"),
+    (
+        "portcullis-gateway",
+        "portcullis-client",
+        "the gateway never links the client",
+    ),
+    (
+        "portcullis-cli",
+        "portcullis-gateway",
+        "the CLI talks to a gateway only over the network",
+    ),
     ("portcullis-cli", "tauri", "only src-tauri depends on tauri"),
-    ("portcullis-gateway", "tauri", "only src-tauri depends on tauri"),
-    ("portcullis-client", "tauri", "only src-tauri depends on tauri"),
+    (
+        "portcullis-gateway",
+        "tauri",
+        "only src-tauri depends on tauri",
+    ),
+    (
+        "portcullis-client",
+        "tauri",
+        "only src-tauri depends on tauri",
+    ),
 ];
 /// Crates no part of the workspace may pull in at all.
 const BANNED_CRATES: &[(&str, &str)] = &[
@@ -76,7 +110,9 @@ fn cargo() -> Command {
 
 fn status(mut cmd: Command) -> Result {
     let shown = format!("{cmd:?}");
-    let status = cmd.status().map_err(|e| format!("cannot run {shown}: {e}"))?;
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run {shown}: {e}"))?;
     if status.success() {
         Ok(())
     } else {
@@ -86,7 +122,9 @@ fn status(mut cmd: Command) -> Result {
 
 fn output(mut cmd: Command) -> Result<(bool, String)> {
     let shown = format!("{cmd:?}");
-    let out = cmd.output().map_err(|e| format!("cannot run {shown}: {e}"))?;
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run {shown}: {e}"))?;
     Ok((
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
@@ -112,7 +150,10 @@ fn installed(package: &str) -> bool {
 /// Installs missing Debian packages with apt-get (as root, or through sudo).
 fn ensure_packages(packages: &[&str]) -> Result {
     if !Path::new("/usr/bin/dpkg-query").exists() {
-        eprintln!("xtask: not a Debian system; make sure these are installed: {}", packages.join(" "));
+        eprintln!(
+            "xtask: not a Debian system; make sure these are installed: {}",
+            packages.join(" ")
+        );
         return Ok(());
     }
     let missing: Vec<&str> = packages.iter().copied().filter(|p| !installed(p)).collect();
@@ -148,7 +189,14 @@ fn test() -> Result {
 
     step("cargo clippy -D warnings");
     let mut clippy = cargo();
-    clippy.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+    clippy.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
     status(clippy)?;
 
     step("forbidden dependency edges");
@@ -177,7 +225,16 @@ fn check_edges() -> Result {
     let mut failures = Vec::new();
     for (krate, forbidden, why) in FORBIDDEN_EDGES {
         let mut tree = cargo();
-        tree.args(["tree", "-q", "-e", "normal,build", "--prefix", "none", "-p", krate]);
+        tree.args([
+            "tree",
+            "-q",
+            "-e",
+            "normal,build",
+            "--prefix",
+            "none",
+            "-p",
+            krate,
+        ]);
         let (ok, text) = output(tree)?;
         if !ok {
             return Err(format!("cargo tree -p {krate} failed: {text}"));
@@ -200,7 +257,11 @@ fn check_edges() -> Result {
         }
     }
     if failures.is_empty() {
-        eprintln!("no forbidden edges ({} rules, {} banned crates)", FORBIDDEN_EDGES.len(), BANNED_CRATES.len());
+        eprintln!(
+            "no forbidden edges ({} rules, {} banned crates)",
+            FORBIDDEN_EDGES.len(),
+            BANNED_CRATES.len()
+        );
         Ok(())
     } else {
         Err(failures.join("\n"))
@@ -215,7 +276,8 @@ fn check_ui() -> Result {
     }
     ensure_packages(&["nodejs", "npm"])?;
     let mut ci = Command::new("npm");
-    ci.current_dir(root().join("ui")).args(["ci", "--no-audit", "--no-fund"]);
+    ci.current_dir(root().join("ui"))
+        .args(["ci", "--no-audit", "--no-fund"]);
     status(ci)?;
     for script in ["typecheck", "lint", "test"] {
         let mut npm = Command::new("npm");
@@ -243,9 +305,14 @@ fn run_demo() -> Result {
     if !config.exists() {
         step("creating a demo gateway in target/demo-gateway");
         let mut init = Command::new(&gateway);
-        init.args(["init", "--dir"])
-            .arg(&dir)
-            .args(["--hostname", "localhost", "--hostname", "127.0.0.1", "--listen", "127.0.0.1:8443"]);
+        init.args(["init", "--dir"]).arg(&dir).args([
+            "--hostname",
+            "localhost",
+            "--hostname",
+            "127.0.0.1",
+            "--listen",
+            "127.0.0.1:8443",
+        ]);
         status(init)?;
         let password = "portcullis-demo";
         let mut add = gw(&["user", "add", "demo", "--admin", "--password-stdin"]);
@@ -259,7 +326,19 @@ fn run_demo() -> Result {
         if !child.wait().map_err(|e| e.to_string())?.success() {
             return Err("cannot add the demo user".into());
         }
-        status(gw(&["host", "add", "this-machine", "--address", "127.0.0.1", "--port", "22", "--protocol", "ssh", "--tag", "demo"]))?;
+        status(gw(&[
+            "host",
+            "add",
+            "this-machine",
+            "--address",
+            "127.0.0.1",
+            "--port",
+            "22",
+            "--protocol",
+            "ssh",
+            "--tag",
+            "demo",
+        ]))?;
         status(gw(&["grant", "add", "demo", "--tag", "demo"]))?;
     }
     let (_, fingerprint) = output(gw(&["fingerprint"]))?;

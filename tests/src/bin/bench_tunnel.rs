@@ -1,1 +1,333 @@
-fn main() {}
+//! `cargo xtask bench tunnel`: throughput, open latency and idle memory of the
+//! Portcullis tunnel beside direct TCP and OpenSSH, in the namespace lab, in one run.
+//! Prints a table and appends it to docs/BENCHMARKS.md. Needs root.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use portcullis_client::api::{GatewayApi, GatewayUrl};
+use portcullis_client::tls::Trust;
+use portcullis_lab::*;
+
+const BULK: u64 = 1 << 30;
+const OPENS: usize = 200;
+const SSH_OPENS: usize = 50;
+const IDLE_TUNNELS: usize = 1000;
+const SINK_PORT: u16 = 9;
+
+/// Sends BULK bytes over a connected stream, half-closes, waits for the sink's count.
+fn push_bulk(mut stream: TcpStream) -> Duration {
+    let chunk = vec![0x5au8; 256 * 1024];
+    let start = Instant::now();
+    let mut sent = 0u64;
+    while sent < BULK {
+        stream.write_all(&chunk).expect("write");
+        sent += chunk.len() as u64;
+    }
+    stream
+        .shutdown(std::net::Shutdown::Write)
+        .expect("half-close");
+    let mut count = [0u8; 8];
+    stream.read_exact(&mut count).expect("sink count");
+    assert_eq!(
+        u64::from_be_bytes(count),
+        BULK,
+        "the sink received every byte"
+    );
+    start.elapsed()
+}
+
+fn gbit(duration: Duration) -> f64 {
+    BULK as f64 * 8.0 / duration.as_secs_f64() / 1e9
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("proc status")
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS")
+}
+
+fn raise_fd_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain getrlimit/setrlimit on our own process with a valid struct.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        limit.rlim_cur = limit.rlim_max.min(65_536);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+    }
+}
+
+fn main() {
+    assert!(lab_available("bench-tunnel"), "the benchmark needs root");
+    raise_fd_limit();
+    let mut lab = Lab::start();
+    // Room for the idle-tunnel measurement.
+    lab.stop_gateway();
+    let config = std::fs::read_to_string(lab.gateway_config())
+        .unwrap()
+        .replace(
+            "max_tunnels_per_user = 32",
+            &format!("max_tunnels_per_user = {}", IDLE_TUNNELS + 10),
+        );
+    std::fs::write(lab.gateway_config(), config).unwrap();
+    lab.start_gateway();
+    let sink_addr = format!("{VNET_IP}:{SINK_PORT}");
+    let echo_bin = bin("lab-echo");
+    let vnet = lab.vnet.clone();
+    lab.spawn_in(&vnet, &echo_bin, &[&sink_addr, "--sink"]);
+    wait_for_port(&lab.vnet, sink_addr.parse().unwrap(), "sink");
+    lab.gw(
+        &[
+            "host",
+            "add",
+            "sink1",
+            "--address",
+            VNET_IP,
+            "--port",
+            &SINK_PORT.to_string(),
+            "--protocol",
+            "ssh",
+        ],
+        None,
+    );
+    lab.gw(&["grant", "add", "alice", "--host", "sink1"], None);
+    lab.login("alice");
+
+    // A jump sshd in edge, for OpenSSH's forward and ProxyJump.
+    let ssh_dir = lab.path("ssh");
+    let jump_config = std::fs::read_to_string(ssh_dir.join("sshd_config"))
+        .unwrap()
+        .replace(
+            &format!("ListenAddress {VNET_IP}"),
+            &format!("ListenAddress {EDGE_OUT_IP}"),
+        )
+        .replace("Port 22", "Port 2222")
+        .replace("sshd.pid", "jump.pid");
+    std::fs::write(ssh_dir.join("jump_config"), jump_config).unwrap();
+    let edge = lab.edge.clone();
+    let jump_args = [
+        "-D",
+        "-e",
+        "-f",
+        ssh_dir.join("jump_config").to_str().unwrap(),
+    ]
+    .map(str::to_owned);
+    let jump_refs: Vec<&str> = jump_args.iter().map(String::as_str).collect();
+    lab.spawn_in(&edge, std::path::Path::new("/usr/sbin/sshd"), &jump_refs);
+    wait_for_port(
+        &lab.out,
+        format!("{EDGE_OUT_IP}:2222").parse().unwrap(),
+        "jump sshd",
+    );
+    let host_key = std::fs::read_to_string(ssh_dir.join("host_ed25519.pub")).unwrap();
+    let mut parts = host_key.split_whitespace();
+    let (kind, key) = (parts.next().unwrap(), parts.next().unwrap());
+    std::fs::write(
+        ssh_dir.join("known_hosts"),
+        format!("vnet1 {kind} {key}\n[{EDGE_OUT_IP}]:2222 {kind} {key}\n{VNET_IP} {kind} {key}\n"),
+    )
+    .unwrap();
+
+    eprintln!("bulk: direct TCP edge → vnet");
+    let direct = in_netns(&lab.edge, {
+        let sink_addr = sink_addr.clone();
+        move || push_bulk(TcpStream::connect(&sink_addr).unwrap())
+    });
+
+    eprintln!("bulk: Portcullis tunnel (portcullis tunnel --listen) outside → vnet");
+    let (mut listener, port) = lab.tunnel_listener("alice", "sink1");
+    let tunnel = in_netns(&lab.out, move || {
+        push_bulk(TcpStream::connect(("127.0.0.1", port)).unwrap())
+    });
+    let _ = listener.kill();
+    let _ = listener.wait();
+
+    eprintln!("bulk: OpenSSH -L through the jump sshd in edge");
+    let forward_port = 40_022u16;
+    let mut forward = Command::new("ip");
+    forward
+        .args(["netns", "exec", &lab.out, "ssh"])
+        .args(lab.ssh_args())
+        .args([
+            "-N",
+            "-p",
+            "2222",
+            "-L",
+            &format!("127.0.0.1:{forward_port}:{sink_addr}"),
+            &format!("root@{EDGE_OUT_IP}"),
+        ]);
+    let mut forward = forward.spawn().unwrap();
+    wait_for_port(
+        &lab.out,
+        format!("127.0.0.1:{forward_port}").parse().unwrap(),
+        "ssh -L",
+    );
+    let openssh = in_netns(&lab.out, move || {
+        push_bulk(TcpStream::connect(("127.0.0.1", forward_port)).unwrap())
+    });
+    let _ = forward.kill();
+    let _ = forward.wait();
+
+    eprintln!("latency: {OPENS} tunnel opens");
+    let api = GatewayApi::new(
+        GatewayUrl::parse(&lab.gateway_url).unwrap(),
+        Trust::Pinned(lab.fingerprint.parse().unwrap()),
+    );
+    let token = std::fs::read_to_string(lab.path("home-alice/gateways.json")).unwrap();
+    let token: serde_json::Value = serde_json::from_str(&token).unwrap();
+    let token = token["gateways"][0]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (opens, idle_kib) = {
+        let api = api.clone();
+        let token = token.clone();
+        let pid = lab.gateway_pid();
+        block_on_in(&lab.out.clone(), move || async move {
+            let mut opens = Vec::with_capacity(OPENS);
+            for _ in 0..OPENS {
+                let start = Instant::now();
+                let tunnel = api.open_tunnel("echo1", &token).await.expect("open");
+                opens.push(start.elapsed().as_secs_f64() * 1000.0);
+                drop(tunnel);
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let before = rss_kib(pid);
+            let mut held = Vec::with_capacity(IDLE_TUNNELS);
+            for _ in 0..IDLE_TUNNELS {
+                held.push(api.open_tunnel("echo1", &token).await.expect("idle open"));
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let after = rss_kib(pid);
+            drop(held);
+            (opens, (before, after))
+        })
+    };
+    let mut opens = opens;
+    opens.sort_by(f64::total_cmp);
+
+    eprintln!(
+        "latency: {SSH_OPENS} `ssh -J` connections (full SSH login to vnet through the jump)"
+    );
+    let mut ssh_j = Vec::with_capacity(SSH_OPENS);
+    let mut ssh_proxy = Vec::with_capacity(SSH_OPENS);
+    let proxy = format!(
+        "{} --home {} tunnel vnet1 --stdio",
+        bin("portcullis").display(),
+        lab.path("home-alice").display()
+    );
+    for _ in 0..SSH_OPENS {
+        let start = Instant::now();
+        let out = Command::new("ip")
+            .args(["netns", "exec", &lab.out, "ssh"])
+            .args(lab.ssh_args())
+            .args([
+                "-J",
+                &format!("root@{EDGE_OUT_IP}:2222"),
+                &format!("root@{VNET_IP}"),
+                "true",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ssh -J: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ssh_j.push(start.elapsed().as_secs_f64() * 1000.0);
+        let start = Instant::now();
+        let out = Command::new("ip")
+            .args(["netns", "exec", &lab.out, "ssh"])
+            .args(lab.ssh_args())
+            .args(["-o", &format!("ProxyCommand={proxy}"), "root@vnet1", "true"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ssh via portcullis: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ssh_proxy.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    ssh_j.sort_by(f64::total_cmp);
+    ssh_proxy.sort_by(f64::total_cmp);
+
+    let (rss_before, rss_after) = idle_kib;
+    let per_tunnel = (rss_after.saturating_sub(rss_before)) as f64 * 1024.0 / IDLE_TUNNELS as f64;
+    let machine = format!(
+        "{} cores, {}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(
+                |c| c.lines().find(|l| l.starts_with("model name")).map(|l| l
+                    .split(':')
+                    .nth(1)
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned())
+            )
+            .unwrap_or_else(|| "unknown CPU".into())
+    );
+    let date = String::from_utf8(
+        Command::new("date")
+            .arg("-u")
+            .arg("+%Y-%m-%d %H:%M UTC")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let table = format!(
+        "## Tunnel benchmark, {date}\n\
+         Machine: {machine}. Command: `cargo xtask bench tunnel` (release build, namespace lab).\n\n\
+         | measure | result | ratio |\n|---|---|---|\n\
+         | bulk 1 GiB, direct TCP edge→vnet (baseline) | {:.2} Gbit/s | 1.00× |\n\
+         | bulk 1 GiB, Portcullis tunnel outside→vnet (`tunnel --listen`) | {:.2} Gbit/s | {:.2}× direct, {:.2}× OpenSSH |\n\
+         | bulk 1 GiB, OpenSSH `-L` through a jump sshd in edge | {:.2} Gbit/s | {:.2}× direct |\n\
+         | tunnel open (TLS + auth + WebSocket), p50 / p99 of {OPENS} | {:.2} / {:.2} ms | |\n\
+         | `ssh -J` full login + `true`, p50 / p99 of {SSH_OPENS} | {:.1} / {:.1} ms | |\n\
+         | `ssh` via `portcullis tunnel --stdio` full login + `true`, p50 / p99 of {SSH_OPENS} | {:.1} / {:.1} ms | {:.2}× `ssh -J` (p50) |\n\
+         | gateway RSS with {IDLE_TUNNELS} idle tunnels | {} KiB → {} KiB | {:.1} KiB per tunnel |\n",
+        gbit(direct),
+        gbit(tunnel),
+        direct.as_secs_f64() / tunnel.as_secs_f64(),
+        openssh.as_secs_f64() / tunnel.as_secs_f64(),
+        gbit(openssh),
+        direct.as_secs_f64() / openssh.as_secs_f64(),
+        percentile(&opens, 0.5),
+        percentile(&opens, 0.99),
+        percentile(&ssh_j, 0.5),
+        percentile(&ssh_j, 0.99),
+        percentile(&ssh_proxy, 0.5),
+        percentile(&ssh_proxy, 0.99),
+        percentile(&ssh_proxy, 0.5) / percentile(&ssh_j, 0.5),
+        rss_before,
+        rss_after,
+        per_tunnel / 1024.0,
+    );
+    println!("{table}");
+    let path = std::path::Path::new("docs/BENCHMARKS.md");
+    let mut text = std::fs::read_to_string(path).unwrap_or_else(|_| {
+        "# Benchmarks\n\nAppended by `cargo xtask bench ...`; newest last.\n".into()
+    });
+    text.push('\n');
+    text.push_str(&table);
+    std::fs::write(path, text).expect("write docs/BENCHMARKS.md");
+}

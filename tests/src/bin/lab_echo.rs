@@ -1,6 +1,9 @@
 //! A TCP echo server for the lab: every byte received is sent back; EOF from the
 //! peer closes the connection once everything is echoed. Runs inside the private
 //! namespace, so tunnels carry a known number of bytes each way.
+//!
+//! With `--sink` it discards what it reads and, at EOF, answers with the byte
+//! count as 8 big-endian bytes: the far end of the throughput benchmark.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
