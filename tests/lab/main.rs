@@ -631,3 +631,148 @@ fn sigterm_during_a_tunnel_still_records_its_close() {
     assert_eq!(closes[0]["bytes_from_client"], 4321);
     assert_eq!(closes[0]["bytes_to_client"], 4321);
 }
+
+#[test]
+fn login_pins_the_certificate_and_tokens_refresh_without_asking() {
+    if !lab_available("login_pins_the_certificate_and_tokens_refresh_without_asking") {
+        return;
+    }
+    let lab = Lab::start();
+    let password = format!("{PASSWORD}\n");
+
+    // No terminal and no fingerprint: refused, and told what to pass.
+    let out = lab.cli(
+        "alice",
+        &[
+            "login",
+            &lab.gateway_url,
+            "--user",
+            "alice",
+            "--password-stdin",
+        ],
+        Some(password.as_bytes()),
+    );
+    assert!(!out.status.success());
+    let message = stderr(&out);
+    assert!(message.contains("no system CA vouches for"), "{message}");
+    assert!(
+        message.contains(&format!("--fingerprint {}", lab.fingerprint)),
+        "{message}"
+    );
+    assert!(
+        !lab.path("home-alice/gateways.json").exists(),
+        "nothing is saved on refusal"
+    );
+
+    // A wrong fingerprint is refused loudly, naming both.
+    let wrong = "ab".repeat(32);
+    let out = lab.cli(
+        "alice",
+        &[
+            "login",
+            &lab.gateway_url,
+            "--user",
+            "alice",
+            "--password-stdin",
+            "--fingerprint",
+            &wrong,
+        ],
+        Some(password.as_bytes()),
+    );
+    assert!(!out.status.success());
+    let message = stderr(&out);
+    assert!(
+        message.contains("CHANGED")
+            && message.contains(&wrong)
+            && message.contains(&lab.fingerprint),
+        "{message}"
+    );
+
+    // openssl's colon form works.
+    let colons: Vec<String> = lab
+        .fingerprint
+        .as_bytes()
+        .chunks(2)
+        .map(|p| String::from_utf8_lossy(p).to_uppercase())
+        .collect();
+    let out = lab.cli(
+        "alice",
+        &[
+            "login",
+            &lab.gateway_url,
+            "--user",
+            "alice",
+            "--password-stdin",
+            "--fingerprint",
+            &colons.join(":"),
+        ],
+        Some(password.as_bytes()),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let state_path = lab.path("home-alice/gateways.json");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&state_path).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "client state is private");
+
+    // An access token past its time is refreshed without asking.
+    let before = stored_access_token(&lab, "alice");
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
+    state["gateways"][0]["access_expires_at"] = 0.into();
+    std::fs::write(&state_path, serde_json::to_vec(&state).unwrap()).unwrap();
+    let out = lab.cli("alice", &["hosts"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("vnet1"));
+    assert_ne!(
+        stored_access_token(&lab, "alice"),
+        before,
+        "a new access token was fetched"
+    );
+
+    // A refresh token past its time means signing in again, and the error says how.
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
+    state["gateways"][0]["access_expires_at"] = 0.into();
+    state["gateways"][0]["refresh_expires_at"] = 0.into();
+    std::fs::write(&state_path, serde_json::to_vec(&state).unwrap()).unwrap();
+    let out = lab.cli("alice", &["tunnel", "vnet1", "--stdio"], None);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("not signed in to gateway https://10.201.0.1: run `portcullis login"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Wrong passwords get the same answer as unknown users, then a growing delay.
+    let mut last = String::new();
+    for _ in 0..7 {
+        let out = lab.cli(
+            "mallory",
+            &[
+                "login",
+                &lab.gateway_url,
+                "--user",
+                "alice",
+                "--password-stdin",
+                "--fingerprint",
+                &lab.fingerprint,
+            ],
+            Some(b"wrong-password\n"),
+        );
+        assert!(!out.status.success());
+        last = stderr(&out);
+    }
+    assert!(last.contains("too many failed sign-ins"), "{last}");
+    let audit = lab.audit();
+    assert!(
+        events(&audit, "login_failed")
+            .iter()
+            .any(|e| e["reason"] == "throttled")
+    );
+    assert!(
+        !std::fs::read_to_string(lab.path("gw/gateway.db"))
+            .unwrap_or_default()
+            .contains(PASSWORD)
+    );
+}
