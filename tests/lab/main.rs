@@ -776,3 +776,143 @@ fn login_pins_the_certificate_and_tokens_refresh_without_asking() {
             .contains(PASSWORD)
     );
 }
+
+#[test]
+fn a_gateway_certificate_from_a_trusted_ca_needs_no_pin() {
+    if !lab_available("a_gateway_certificate_from_a_trusted_ca_needs_no_pin") {
+        return;
+    }
+    let lab = Lab::start_with_ca();
+    let ca = lab.ca_file.clone().unwrap();
+    let login = |trust_ca: bool| {
+        let mut cmd = lab.cli_command(
+            "alice",
+            &[
+                "login",
+                &lab.gateway_url,
+                "--user",
+                "alice",
+                "--password-stdin",
+            ],
+        );
+        // rustls-native-certs reads SSL_CERT_FILE in place of the system bundle.
+        if trust_ca {
+            cmd.env("SSL_CERT_FILE", &ca);
+        }
+        pipe_bytes(&mut cmd, Some(format!("{PASSWORD}\n").as_bytes()))
+    };
+    // Without the CA the certificate is just unknown, and the error says so.
+    let out = login(false);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no system CA vouches for"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = login(true);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("trusted by a system CA"),
+        "{}",
+        stderr(&out)
+    );
+    let mut cmd = lab.cli_command("alice", &["tunnel", "echo1", "--stdio"]);
+    cmd.env("SSL_CERT_FILE", &ca);
+    let out = pipe_bytes(&mut cmd, Some(b"through a CA-trusted gateway"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "through a CA-trusted gateway");
+}
+
+#[test]
+fn tunnel_limits_and_idle_timeout_hold() {
+    if !lab_available("tunnel_limits_and_idle_timeout_hold") {
+        return;
+    }
+    let mut lab = Lab::start();
+    lab.restart_gateway(|config| {
+        config
+            .replace("max_tunnels_per_user = 32", "max_tunnels_per_user = 2")
+            .replace(
+                "tunnel_idle_timeout_seconds = 900",
+                "tunnel_idle_timeout_seconds = 2",
+            )
+            .replace("format = \"text\"", "format = \"json\"")
+    });
+    lab.login("alice");
+    let token = stored_access_token(&lab, "alice");
+    let api = api(&lab);
+    let (third, reasons) = block_on_in(&lab.out.clone(), move || async move {
+        let first = api.open_tunnel("echo1", &token).await.expect("first");
+        let second = api.open_tunnel("echo1", &token).await.expect("second");
+        let third = api
+            .open_tunnel("echo1", &token)
+            .await
+            .err()
+            .expect("third refused");
+        let mut reasons = Vec::new();
+        for mut tunnel in [first, second] {
+            // Both sit idle; the gateway closes each after the idle timeout.
+            let started = std::time::Instant::now();
+            let reason = loop {
+                match tokio::time::timeout(Duration::from_secs(20), tunnel.next()).await {
+                    Ok(Some(Ok(Message::Close(frame)))) => {
+                        break frame.map(|f| f.reason.to_string());
+                    }
+                    Ok(Some(Ok(_))) => continue,
+                    other => panic!("no close frame: {other:?}"),
+                }
+            };
+            reasons.push((reason, started.elapsed()));
+        }
+        // With both slots free again, a new tunnel opens.
+        let mut again = api
+            .open_tunnel("echo1", &token)
+            .await
+            .expect("slot given back");
+        again
+            .send(Message::Binary(b"x".to_vec().into()))
+            .await
+            .unwrap();
+        assert_eq!(&again.next().await.unwrap().unwrap().into_data()[..], b"x");
+        (third, reasons)
+    });
+    assert_eq!(third.status(), Some(429), "{third}");
+    assert!(
+        third.to_string().contains("alice has 2 tunnels open"),
+        "{third}"
+    );
+    for (reason, _) in &reasons {
+        assert_eq!(reason.as_deref(), Some("idle_timeout"));
+    }
+    let audit = lab.audit();
+    assert!(
+        events(&audit, "tunnel_denied")
+            .iter()
+            .any(|e| e["reason"] == "user_tunnel_limit")
+    );
+    assert_eq!(
+        events(&audit, "tunnel_close")
+            .iter()
+            .filter(|e| e["reason"] == "idle_timeout")
+            .count(),
+        2
+    );
+    // JSON logs, one object a line, and never a token.
+    let log = lab.gateway_log();
+    let json_lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(
+        json_lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "tunnel open"),
+        "{log}"
+    );
+    assert!(
+        !log.contains(&stored_access_token(&lab, "alice")),
+        "a token reached the log"
+    );
+    assert!(!log.contains("pc1."), "a token reached the log");
+}

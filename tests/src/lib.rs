@@ -126,7 +126,7 @@ fn require_tool(tool: &str) {
         || Path::new(tool).exists();
     assert!(
         found,
-        "{tool} is not installed: the lab needs openssh-server, openssh-client, nmap and iproute2 (`cargo xtask test` installs them)"
+        "{tool} is not installed: the lab needs openssh-server, openssh-client, nmap, iproute2 and openssl (`cargo xtask test` installs them)"
     );
 }
 
@@ -154,6 +154,8 @@ pub struct Lab {
     pub dir: tempfile::TempDir,
     pub fingerprint: String,
     pub gateway_url: String,
+    /// With `start_with_ca`: the lab CA that signed the gateway's certificate.
+    pub ca_file: Option<PathBuf>,
     gateway: Option<Child>,
     children: Vec<Child>,
 }
@@ -161,10 +163,16 @@ pub struct Lab {
 impl Lab {
     /// Namespaces, sshd and the echo server in vnet, and a configured gateway in edge.
     pub fn start() -> Lab {
-        Lab::try_start().unwrap_or_else(|e| panic!("cannot start the lab: {e:#}"))
+        Lab::try_start(false).unwrap_or_else(|e| panic!("cannot start the lab: {e:#}"))
     }
 
-    fn try_start() -> anyhow::Result<Lab> {
+    /// Like `start`, but the gateway uses a certificate from a lab CA (made with the
+    /// openssl command), given to `init` with `--cert` and `--key`.
+    pub fn start_with_ca() -> Lab {
+        Lab::try_start(true).unwrap_or_else(|e| panic!("cannot start the lab: {e:#}"))
+    }
+
+    fn try_start(with_ca: bool) -> anyhow::Result<Lab> {
         for tool in ["ip", "ssh", "ssh-keygen", "nmap", "/usr/sbin/sshd"] {
             require_tool(tool);
         }
@@ -180,6 +188,7 @@ impl Lab {
             dir,
             fingerprint: String::new(),
             gateway_url: format!("https://{EDGE_OUT_IP}:{GATEWAY_PORT}"),
+            ca_file: None,
             gateway: None,
             children: Vec::new(),
         };
@@ -223,9 +232,82 @@ impl Lab {
             format!("{VNET_IP}:{ECHO_PORT}").parse()?,
             "echo server",
         );
-        lab.init_gateway()?;
+        let cert_and_key = if with_ca {
+            Some(lab.make_ca_signed_cert()?)
+        } else {
+            None
+        };
+        lab.init_gateway(cert_and_key)?;
         lab.start_gateway();
         Ok(lab)
+    }
+
+    /// A CA and a server certificate for the gateway's outside address.
+    fn make_ca_signed_cert(&mut self) -> anyhow::Result<(PathBuf, PathBuf)> {
+        require_tool("openssl");
+        let ca = self.path("ca");
+        std::fs::create_dir_all(&ca)?;
+        let p = |name: &str| ca.join(name).display().to_string();
+        run(Command::new("openssl").args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &p("ca.key"),
+            "-out",
+            &p("ca.pem"),
+            "-subj",
+            "/CN=Portcullis Lab CA",
+            "-days",
+            "2",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]))?;
+        run(Command::new("openssl").args([
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &p("gateway.key"),
+            "-out",
+            &p("gateway.csr"),
+            "-subj",
+            &format!("/CN={EDGE_OUT_IP}"),
+        ]))?;
+        std::fs::write(
+            ca.join("ext.cnf"),
+            format!(
+                "subjectAltName=IP:{EDGE_OUT_IP}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature\n"
+            ),
+        )?;
+        run(Command::new("openssl").args([
+            "x509",
+            "-req",
+            "-in",
+            &p("gateway.csr"),
+            "-CA",
+            &p("ca.pem"),
+            "-CAkey",
+            &p("ca.key"),
+            "-CAcreateserial",
+            "-out",
+            &p("gateway.pem"),
+            "-days",
+            "2",
+            "-extfile",
+            &p("ext.cnf"),
+        ]))?;
+        self.ca_file = Some(ca.join("ca.pem"));
+        Ok((ca.join("gateway.pem"), ca.join("gateway.key")))
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -292,8 +374,9 @@ impl Lab {
         out
     }
 
-    fn init_gateway(&mut self) -> anyhow::Result<()> {
-        let out = run(Command::new(bin("portcullis-gateway")).args([
+    fn init_gateway(&mut self, cert_and_key: Option<(PathBuf, PathBuf)>) -> anyhow::Result<()> {
+        let mut init = Command::new(bin("portcullis-gateway"));
+        init.args([
             "init",
             "--dir",
             &self.path("gw").display().to_string(),
@@ -301,7 +384,11 @@ impl Lab {
             EDGE_OUT_IP,
             "--listen",
             &format!("0.0.0.0:{GATEWAY_PORT}"),
-        ]))?;
+        ]);
+        if let Some((cert, key)) = cert_and_key {
+            init.arg("--cert").arg(cert).arg("--key").arg(key);
+        }
+        let out = run(&mut init)?;
         let printed = String::from_utf8_lossy(&out.stdout).to_string();
         // Short limits so the lab sees them act.
         let config = std::fs::read_to_string(self.gateway_config())?
@@ -390,6 +477,15 @@ impl Lab {
             format!("{EDGE_OUT_IP}:{GATEWAY_PORT}").parse().unwrap(),
             "the gateway",
         );
+    }
+
+    /// Stops the gateway, edits its configuration, and starts it again.
+    pub fn restart_gateway(&mut self, edit: impl FnOnce(String) -> String) {
+        let status = self.stop_gateway();
+        assert!(status.success(), "gateway exit status {status}");
+        let config = std::fs::read_to_string(self.gateway_config()).expect("read config");
+        std::fs::write(self.gateway_config(), edit(config)).expect("write config");
+        self.start_gateway();
     }
 
     pub fn gateway_log(&self) -> String {

@@ -19,6 +19,8 @@ const TEST_PACKAGES: &[&str] = &[
     "nmap",
     "iproute2",
     "procps",
+    // Only the command-line tool, to play an operator's CA in the lab; nothing links OpenSSL.
+    "openssl",
 ];
 /// Debian packages `run` needs.
 const RUN_PACKAGES: &[&str] = &["openssh-client"];
@@ -218,7 +220,46 @@ fn test() -> Result {
     }
     let mut tests = cargo();
     tests.args(["test", "--workspace", "--", "--test-threads=2"]);
-    status(tests)
+    run_tests(tests)
+}
+
+/// Runs cargo test, echoing its output, and closes with one line that adds up
+/// every test binary's result (the last binary alone may well have no tests).
+fn run_tests(mut cmd: Command) -> Result {
+    use std::io::BufRead;
+    let shown = format!("{cmd:?}");
+    cmd.stdout(std::process::Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot run {shown}: {e}"))?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (mut passed, mut failed, mut ignored) = (0u64, 0u64, 0u64);
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.map_err(|e| e.to_string())?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            for part in rest.split(';') {
+                let mut words = part.split_whitespace().rev();
+                let (Some(label), Some(count)) = (words.next(), words.next()) else {
+                    continue;
+                };
+                let count: u64 = count.parse().unwrap_or(0);
+                match label {
+                    "passed" => passed += count,
+                    "failed" => failed += count,
+                    "ignored" => ignored += count,
+                    _ => {}
+                }
+            }
+        }
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    println!("\nall tests: {passed} passed, {failed} failed, {ignored} skipped");
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{shown} failed ({status})"))
+    }
 }
 
 fn check_edges() -> Result {
