@@ -845,11 +845,9 @@ fn tunnel_limits_and_idle_timeout_hold() {
     let (third, reasons) = block_on_in(&lab.out.clone(), move || async move {
         let first = api.open_tunnel("echo1", &token).await.expect("first");
         let second = api.open_tunnel("echo1", &token).await.expect("second");
-        let third = api
-            .open_tunnel("echo1", &token)
-            .await
-            .err()
-            .expect("third refused");
+        let Err(third) = api.open_tunnel("echo1", &token).await else {
+            panic!("a third tunnel was admitted over the per-user limit of 2");
+        };
         let mut reasons = Vec::new();
         for mut tunnel in [first, second] {
             // Both sit idle; the gateway closes each after the idle timeout.
