@@ -147,6 +147,35 @@ pub fn wait_for_port(ns: &str, addr: SocketAddr, what: &str) {
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
+/// Namespaces (and their processes) left by a lab whose process was killed before
+/// it could clean up: names carry the creating pid, so a dead pid marks them stale.
+fn remove_stale_namespaces() {
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(name) = line.split_whitespace().next() else {
+            continue;
+        };
+        let Some(pid) = name
+            .strip_prefix("pcl-")
+            .and_then(|rest| rest.split('x').next())
+        else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        if let Ok(pids) = Command::new("ip").args(["netns", "pids", name]).output() {
+            for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
+                let _ = Command::new("kill").arg(pid).status();
+            }
+        }
+        eprintln!("lab: removing stale namespace {name}");
+        let _ = Command::new("ip").args(["netns", "del", name]).status();
+    }
+}
+
 pub struct Lab {
     pub out: String,
     pub edge: String,
@@ -176,8 +205,12 @@ impl Lab {
         for tool in ["ip", "ssh", "ssh-keygen", "nmap", "/usr/sbin/sshd"] {
             require_tool(tool);
         }
+        static CLEANUP: std::sync::Once = std::sync::Once::new();
+        CLEANUP.call_once(remove_stale_namespaces);
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
-        let tag = format!("{}x{n}", std::process::id() % 100_000);
+        // The pid makes stale namespaces recognisable; "pa" + 7 digits + "x" + n stays
+        // within the 15 bytes of an interface name.
+        let tag = format!("{}x{n}", std::process::id());
         let dir = tempfile::Builder::new()
             .prefix("portcullis-lab-")
             .tempdir()?;

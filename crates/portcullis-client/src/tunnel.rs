@@ -10,7 +10,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::api::TunnelSocket;
 
-const CHUNK: usize = 32 * 1024;
+/// Largest local read sent as one message; the gateway accepts up to 256 KiB.
+const CHUNK: usize = 128 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PumpOutcome {

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use crate::metrics::Metrics;
 
 /// Largest read from the host sent as one message.
-const CHUNK: usize = 32 * 1024;
+const CHUNK: usize = 64 * 1024;
 /// How long the closing frame may take to leave.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 

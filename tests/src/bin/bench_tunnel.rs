@@ -39,6 +39,59 @@ fn push_bulk(mut stream: TcpStream) -> Duration {
     start.elapsed()
 }
 
+/// CPU seconds (user + system) used so far by the processes in a namespace.
+fn ns_cpu_secs(ns: &str) -> f64 {
+    let pids = Command::new("ip")
+        .args(["netns", "pids", ns])
+        .output()
+        .expect("ip netns pids");
+    let ticks: u64 = String::from_utf8_lossy(&pids.stdout)
+        .split_whitespace()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+        .map(|stat| {
+            // Fields after the ")" that ends the command name; utime and stime are 14 and 15.
+            let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            fields
+                .get(11)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+                + fields
+                    .get(12)
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0)
+        })
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    #[allow(unsafe_code)]
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    ticks as f64 / hz
+}
+
+/// A bulk run with the CPU its outside and edge processes spent on it.
+struct Bulk {
+    time: Duration,
+    outside_cpu: f64,
+    edge_cpu: f64,
+}
+
+fn measured(lab: &Lab, run: impl FnOnce() -> Duration) -> Bulk {
+    let (out0, edge0) = (ns_cpu_secs(&lab.out), ns_cpu_secs(&lab.edge));
+    let time = run();
+    let bulk = Bulk {
+        time,
+        outside_cpu: ns_cpu_secs(&lab.out) - out0,
+        edge_cpu: ns_cpu_secs(&lab.edge) - edge0,
+    };
+    eprintln!(
+        "  {:.2} Gbit/s; CPU per GiB: outside {:.2} s, edge {:.2} s",
+        gbit(bulk.time),
+        bulk.outside_cpu,
+        bulk.edge_cpu
+    );
+    bulk
+}
+
 fn gbit(duration: Duration) -> f64 {
     BULK as f64 * 8.0 / duration.as_secs_f64() / 1e9
 }
@@ -143,44 +196,53 @@ fn main() {
     .unwrap();
 
     eprintln!("bulk: direct TCP edge → vnet");
-    let direct = in_netns(&lab.edge, {
+    let edge_ns = lab.edge.clone();
+    let direct = measured(&lab, || {
         let sink_addr = sink_addr.clone();
-        move || push_bulk(TcpStream::connect(&sink_addr).unwrap())
+        in_netns(&edge_ns, move || {
+            push_bulk(TcpStream::connect(&sink_addr).unwrap())
+        })
     });
 
     eprintln!("bulk: Portcullis tunnel (portcullis tunnel --listen) outside → vnet");
     let (mut listener, port) = lab.tunnel_listener("alice", "sink1");
-    let tunnel = in_netns(&lab.out, move || {
-        push_bulk(TcpStream::connect(("127.0.0.1", port)).unwrap())
+    let out_ns = lab.out.clone();
+    let tunnel = measured(&lab, || {
+        in_netns(&out_ns, move || {
+            push_bulk(TcpStream::connect(("127.0.0.1", port)).unwrap())
+        })
     });
     let _ = listener.kill();
     let _ = listener.wait();
 
     eprintln!("bulk: OpenSSH -L through the jump sshd in edge");
     let forward_port = 40_022u16;
-    let mut forward = Command::new("ip");
-    forward
-        .args(["netns", "exec", &lab.out, "ssh"])
-        .args(lab.ssh_args())
-        .args([
-            "-N",
-            "-p",
-            "2222",
-            "-L",
-            &format!("127.0.0.1:{forward_port}:{sink_addr}"),
-            &format!("root@{EDGE_OUT_IP}"),
-        ]);
-    let mut forward = forward.spawn().unwrap();
+    let mut forward_args = lab.ssh_args();
+    forward_args.extend([
+        "-N".to_owned(),
+        "-p".to_owned(),
+        "2222".to_owned(),
+        "-L".to_owned(),
+        format!("127.0.0.1:{forward_port}:{sink_addr}"),
+        format!("root@{EDGE_OUT_IP}"),
+    ]);
+    let forward_refs: Vec<&str> = forward_args.iter().map(String::as_str).collect();
+    // The lab stops it with everything else it started.
+    lab.spawn_in(&out_ns, std::path::Path::new("/usr/bin/ssh"), &forward_refs);
     wait_for_port(
         &lab.out,
         format!("127.0.0.1:{forward_port}").parse().unwrap(),
         "ssh -L",
     );
-    let openssh = in_netns(&lab.out, move || {
-        push_bulk(TcpStream::connect(("127.0.0.1", forward_port)).unwrap())
+    let openssh = measured(&lab, || {
+        in_netns(&out_ns, move || {
+            push_bulk(TcpStream::connect(("127.0.0.1", forward_port)).unwrap())
+        })
     });
-    let _ = forward.kill();
-    let _ = forward.wait();
+    // For tuning the data path: skip the slower latency and memory parts.
+    if std::env::var_os("BENCH_ONLY_BULK").is_some() {
+        return;
+    }
 
     eprintln!("latency: {OPENS} tunnel opens");
     let api = GatewayApi::new(
@@ -223,6 +285,17 @@ fn main() {
     eprintln!(
         "latency: {SSH_OPENS} `ssh -J` connections (full SSH login to vnet through the jump)"
     );
+    // Options given with -o do not reach a ProxyJump hop; a config file (-F) does.
+    let ssh_config = ssh_dir.join("ssh_config");
+    std::fs::write(
+        &ssh_config,
+        format!(
+            "Host *\n  IdentityFile {}\n  IdentitiesOnly yes\n  BatchMode yes\n  StrictHostKeyChecking yes\n  UserKnownHostsFile {}\n  GlobalKnownHostsFile /dev/null\n",
+            ssh_dir.join("client_ed25519").display(),
+            ssh_dir.join("known_hosts").display()
+        ),
+    )
+    .unwrap();
     let mut ssh_j = Vec::with_capacity(SSH_OPENS);
     let mut ssh_proxy = Vec::with_capacity(SSH_OPENS);
     let proxy = format!(
@@ -233,8 +306,8 @@ fn main() {
     for _ in 0..SSH_OPENS {
         let start = Instant::now();
         let out = Command::new("ip")
-            .args(["netns", "exec", &lab.out, "ssh"])
-            .args(lab.ssh_args())
+            .args(["netns", "exec", &lab.out, "ssh", "-F"])
+            .arg(&ssh_config)
             .args([
                 "-J",
                 &format!("root@{EDGE_OUT_IP}:2222"),
@@ -301,16 +374,22 @@ fn main() {
          | bulk 1 GiB, direct TCP edge→vnet (baseline) | {:.2} Gbit/s | 1.00× |\n\
          | bulk 1 GiB, Portcullis tunnel outside→vnet (`tunnel --listen`) | {:.2} Gbit/s | {:.2}× direct, {:.2}× OpenSSH |\n\
          | bulk 1 GiB, OpenSSH `-L` through a jump sshd in edge | {:.2} Gbit/s | {:.2}× direct |\n\
+         | CPU for 1 GiB, Portcullis: client (outside) / gateway (edge) | {:.2} s / {:.2} s | |\n\
+         | CPU for 1 GiB, OpenSSH: ssh (outside) / jump sshd (edge) | {:.2} s / {:.2} s | |\n\
          | tunnel open (TLS + auth + WebSocket), p50 / p99 of {OPENS} | {:.2} / {:.2} ms | |\n\
          | `ssh -J` full login + `true`, p50 / p99 of {SSH_OPENS} | {:.1} / {:.1} ms | |\n\
          | `ssh` via `portcullis tunnel --stdio` full login + `true`, p50 / p99 of {SSH_OPENS} | {:.1} / {:.1} ms | {:.2}× `ssh -J` (p50) |\n\
          | gateway RSS with {IDLE_TUNNELS} idle tunnels | {} KiB → {} KiB | {:.1} KiB per tunnel |\n",
-        gbit(direct),
-        gbit(tunnel),
-        direct.as_secs_f64() / tunnel.as_secs_f64(),
-        openssh.as_secs_f64() / tunnel.as_secs_f64(),
-        gbit(openssh),
-        direct.as_secs_f64() / openssh.as_secs_f64(),
+        gbit(direct.time),
+        gbit(tunnel.time),
+        direct.time.as_secs_f64() / tunnel.time.as_secs_f64(),
+        openssh.time.as_secs_f64() / tunnel.time.as_secs_f64(),
+        gbit(openssh.time),
+        direct.time.as_secs_f64() / openssh.time.as_secs_f64(),
+        tunnel.outside_cpu,
+        tunnel.edge_cpu,
+        openssh.outside_cpu,
+        openssh.edge_cpu,
         percentile(&opens, 0.5),
         percentile(&opens, 0.99),
         percentile(&ssh_j, 0.5),

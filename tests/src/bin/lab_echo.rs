@@ -23,10 +23,26 @@ fn echo(mut stream: TcpStream) {
     let _ = stream.shutdown(std::net::Shutdown::Both);
 }
 
+fn sink(mut stream: TcpStream) {
+    let mut buffer = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => total += n as u64,
+            Err(_) => return,
+        }
+    }
+    let _ = stream.write_all(&total.to_be_bytes());
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+}
+
 fn main() {
-    let address = std::env::args().nth(1).expect("usage: lab-echo ADDR:PORT");
-    let listener = TcpListener::bind(&address).expect("lab-echo: cannot listen");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let address = args.first().expect("usage: lab-echo ADDR:PORT [--sink]");
+    let discard = args.iter().any(|a| a == "--sink");
+    let listener = TcpListener::bind(address).expect("lab-echo: cannot listen");
     for stream in listener.incoming().flatten() {
-        std::thread::spawn(move || echo(stream));
+        std::thread::spawn(move || if discard { sink(stream) } else { echo(stream) });
     }
 }
