@@ -561,6 +561,11 @@ impl Lab {
         self.children.push(child);
     }
 
+    /// Stops this child with the lab.
+    pub fn adopt(&mut self, child: Child) {
+        self.children.push(child);
+    }
+
     pub fn gateway_alive(&mut self) -> bool {
         matches!(self.gateway.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
     }
