@@ -637,7 +637,7 @@ fn login_pins_the_certificate_and_tokens_refresh_without_asking() {
     if !lab_available("login_pins_the_certificate_and_tokens_refresh_without_asking") {
         return;
     }
-    let lab = Lab::start();
+    let mut lab = Lab::start();
     let password = format!("{PASSWORD}\n");
 
     // No terminal and no fingerprint: refused, and told what to pass.
@@ -770,11 +770,114 @@ fn login_pins_the_certificate_and_tokens_refresh_without_asking() {
             .iter()
             .any(|e| e["reason"] == "throttled")
     );
+    let database = std::fs::read(lab.path("gw/gateway.db")).unwrap();
     assert!(
-        !std::fs::read_to_string(lab.path("gw/gateway.db"))
-            .unwrap_or_default()
-            .contains(PASSWORD)
+        !String::from_utf8_lossy(&database).contains(PASSWORD),
+        "a password is stored in plain text"
     );
+
+    // The operator replaces the certificate: the pin we hold refuses it, loudly.
+    let old_fingerprint = lab.fingerprint.clone();
+    let tls = lab.path("gw/tls");
+    std::fs::remove_file(tls.join("key.pem")).unwrap();
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+        ])
+        .args(["-subj", "/CN=replaced", "-keyout"])
+        .arg(tls.join("key.pem"))
+        .arg("-out")
+        .arg(tls.join("cert.pem"))
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", stderr(&made));
+    lab.restart_gateway(|config| config);
+    let new_fingerprint = String::from_utf8(lab.gw(&["fingerprint"], None).stdout).unwrap();
+    let new_fingerprint = new_fingerprint.trim();
+    assert_ne!(new_fingerprint, old_fingerprint);
+    let out = lab.cli(
+        "alice",
+        &[
+            "login",
+            &lab.gateway_url,
+            "--user",
+            "alice",
+            "--password-stdin",
+        ],
+        Some(password.as_bytes()),
+    );
+    assert!(!out.status.success());
+    let message = stderr(&out);
+    assert!(
+        message.contains("has CHANGED")
+            && message.contains(&old_fingerprint)
+            && message.contains(new_fingerprint),
+        "{message}"
+    );
+}
+
+#[test]
+fn tls_offers_only_aead_suites_and_health_is_public() {
+    if !lab_available("tls_offers_only_aead_suites_and_health_is_public") {
+        return;
+    }
+    let lab = Lab::start();
+    let s_client = |args: &[&str]| {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &lab.out, "openssl", "s_client", "-connect"])
+            .arg(format!("{EDGE_OUT_IP}:{GATEWAY_PORT}"))
+            .args(args);
+        let out = pipe_bytes(&mut cmd, Some(b""));
+        (out.status.success(), stdout(&out))
+    };
+    let (ok, text) = s_client(&["-tls1_3"]);
+    assert!(ok && text.contains("TLSv1.3"), "{text}");
+    for aead in [
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+    ] {
+        let (ok, text) = s_client(&["-tls1_2", "-cipher", aead]);
+        assert!(ok && text.contains(aead), "TLS 1.2 {aead}: {text}");
+    }
+    for weak in ["ECDHE-ECDSA-AES128-SHA256", "ECDHE-ECDSA-AES256-SHA"] {
+        let (ok, _) = s_client(&["-tls1_2", "-cipher", weak]);
+        assert!(!ok, "TLS 1.2 with the non-AEAD suite {weak} was accepted");
+    }
+
+    let api = api(&lab);
+    let (health, metrics) = block_on_in(&lab.out.clone(), move || async move {
+        use http_body_util::{BodyExt, Empty};
+        let mut answers = Vec::new();
+        for path in ["/healthz", "/metrics"] {
+            let tls = api.connect(&[b"http/1.1"]).await.unwrap();
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+                    .await
+                    .unwrap();
+            tokio::spawn(conn);
+            let request = http::Request::builder()
+                .uri(path)
+                .header("host", EDGE_OUT_IP)
+                .body(Empty::<bytes::Bytes>::new())
+                .unwrap();
+            let response = sender.send_request(request).await.unwrap();
+            let status = response.status().as_u16();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            answers.push((status, String::from_utf8_lossy(&body).into_owned()));
+        }
+        (answers[0].clone(), answers[1].clone())
+    });
+    assert_eq!(health, (200, "ok\n".to_owned()));
+    // Metrics from outside need an administrator's token.
+    assert_eq!(metrics.0, 401, "{metrics:?}");
 }
 
 #[test]
