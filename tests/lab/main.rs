@@ -50,6 +50,33 @@ fn now_secs() -> u64 {
         .as_secs()
 }
 
+/// One GET over a fresh TLS connection, with raw headers; `None` when the gateway
+/// drops the connection instead of answering.
+async fn raw_get(
+    api: &GatewayApi,
+    path: &str,
+    headers: &[(&str, String)],
+) -> Option<(u16, String)> {
+    use http_body_util::{BodyExt, Empty};
+    let tls = api.connect(&[b"http/1.1"]).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let mut request = http::Request::builder()
+        .uri(path)
+        .header("host", EDGE_OUT_IP);
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let request = request.body(Empty::<bytes::Bytes>::new()).unwrap();
+    let response = sender.send_request(request).await.ok()?;
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.ok()?.to_bytes();
+    Some((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
 #[test]
 fn private_host_is_reached_only_through_the_gateway() {
     if !lab_available("private_host_is_reached_only_through_the_gateway") {
@@ -318,18 +345,11 @@ fn bad_input_is_refused_cleanly_while_a_tunnel_keeps_working() {
     assert_eq!(unauthenticated.len(), 1, "{unauthenticated:?}");
 
     // The disabled user cannot sign in either.
-    let out = lab.cli(
+    let out = lab.try_login(
         "carol",
-        &[
-            "login",
-            &lab.gateway_url,
-            "--user",
-            "carol",
-            "--password-stdin",
-            "--fingerprint",
-            &lab.fingerprint,
-        ],
-        Some(format!("{PASSWORD}\n").as_bytes()),
+        "carol",
+        Some(&lab.fingerprint),
+        format!("{PASSWORD}\n").as_bytes(),
     );
     assert!(!out.status.success());
     assert!(
@@ -369,28 +389,13 @@ fn bad_input_is_refused_cleanly_while_a_tunnel_keeps_working() {
     let api = self::api(&lab);
     let alice = stored_access_token(&lab, "alice");
     let big_header_status = block_on_in(&lab.out.clone(), move || async move {
-        use http_body_util::{BodyExt, Empty};
-        let tls = api.connect(&[b"http/1.1"]).await.unwrap();
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
-                .await
-                .unwrap();
-        tokio::spawn(conn);
-        let request = http::Request::builder()
-            .uri("/v1/hosts")
-            .header("host", EDGE_OUT_IP)
-            .header("authorization", format!("Bearer {alice}"))
-            .header("x-padding", "a".repeat(64 * 1024))
-            .body(Empty::<bytes::Bytes>::new())
-            .unwrap();
-        match sender.send_request(request).await {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let _ = response.into_body().collect().await;
-                Some(status)
-            }
-            Err(_) => None,
-        }
+        let headers = [
+            ("authorization", format!("Bearer {alice}")),
+            ("x-padding", "a".repeat(64 * 1024)),
+        ];
+        raw_get(&api, "/v1/hosts", &headers)
+            .await
+            .map(|(status, _)| status)
     });
     assert!(
         matches!(big_header_status, Some(431) | None),
@@ -529,32 +534,11 @@ fn audit_counts_the_bytes_of_every_tunnel() {
     let ops = stored_access_token(&lab, "ops");
     let api = api(&lab);
     let metrics = block_on_in(&lab.out.clone(), move || async move {
-        use http_body_util::{BodyExt, Empty};
-        let tls = api.connect(&[b"http/1.1"]).await.unwrap();
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
-                .await
-                .unwrap();
-        tokio::spawn(conn);
-        let request = http::Request::builder()
-            .uri("/metrics")
-            .header("host", EDGE_OUT_IP)
-            .header("authorization", format!("Bearer {ops}"))
-            .body(Empty::<bytes::Bytes>::new())
-            .unwrap();
-        let response = sender.send_request(request).await.unwrap();
-        assert_eq!(response.status(), 200);
-        String::from_utf8(
-            response
-                .into_body()
-                .collect()
-                .await
-                .unwrap()
-                .to_bytes()
-                .to_vec(),
-        )
-        .unwrap()
+        let headers = [("authorization", format!("Bearer {ops}"))];
+        raw_get(&api, "/metrics", &headers).await
     });
+    let (status, metrics) = metrics.expect("an answer to /metrics");
+    assert_eq!(status, 200, "{metrics}");
     let total: usize = sizes.iter().sum();
     assert!(
         metrics.contains(&format!(
@@ -641,17 +625,7 @@ fn login_pins_the_certificate_and_tokens_refresh_without_asking() {
     let password = format!("{PASSWORD}\n");
 
     // No terminal and no fingerprint: refused, and told what to pass.
-    let out = lab.cli(
-        "alice",
-        &[
-            "login",
-            &lab.gateway_url,
-            "--user",
-            "alice",
-            "--password-stdin",
-        ],
-        Some(password.as_bytes()),
-    );
+    let out = lab.try_login("alice", "alice", None, password.as_bytes());
     assert!(!out.status.success());
     let message = stderr(&out);
     assert!(message.contains("no system CA vouches for"), "{message}");
@@ -666,19 +640,7 @@ fn login_pins_the_certificate_and_tokens_refresh_without_asking() {
 
     // A wrong fingerprint is refused loudly, naming both.
     let wrong = "ab".repeat(32);
-    let out = lab.cli(
-        "alice",
-        &[
-            "login",
-            &lab.gateway_url,
-            "--user",
-            "alice",
-            "--password-stdin",
-            "--fingerprint",
-            &wrong,
-        ],
-        Some(password.as_bytes()),
-    );
+    let out = lab.try_login("alice", "alice", Some(&wrong), password.as_bytes());
     assert!(!out.status.success());
     let message = stderr(&out);
     assert!(
@@ -695,18 +657,11 @@ fn login_pins_the_certificate_and_tokens_refresh_without_asking() {
         .chunks(2)
         .map(|p| String::from_utf8_lossy(p).to_uppercase())
         .collect();
-    let out = lab.cli(
+    let out = lab.try_login(
         "alice",
-        &[
-            "login",
-            &lab.gateway_url,
-            "--user",
-            "alice",
-            "--password-stdin",
-            "--fingerprint",
-            &colons.join(":"),
-        ],
-        Some(password.as_bytes()),
+        "alice",
+        Some(&colons.join(":")),
+        password.as_bytes(),
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let state_path = lab.path("home-alice/gateways.json");
@@ -747,18 +702,11 @@ fn login_pins_the_certificate_and_tokens_refresh_without_asking() {
     // Wrong passwords get the same answer as unknown users, then a growing delay.
     let mut last = String::new();
     for _ in 0..7 {
-        let out = lab.cli(
+        let out = lab.try_login(
             "mallory",
-            &[
-                "login",
-                &lab.gateway_url,
-                "--user",
-                "alice",
-                "--password-stdin",
-                "--fingerprint",
-                &lab.fingerprint,
-            ],
-            Some(b"wrong-password\n"),
+            "alice",
+            Some(&lab.fingerprint),
+            b"wrong-password\n",
         );
         assert!(!out.status.success());
         last = stderr(&out);
@@ -803,17 +751,7 @@ fn login_pins_the_certificate_and_tokens_refresh_without_asking() {
     let new_fingerprint = String::from_utf8(lab.gw(&["fingerprint"], None).stdout).unwrap();
     let new_fingerprint = new_fingerprint.trim();
     assert_ne!(new_fingerprint, old_fingerprint);
-    let out = lab.cli(
-        "alice",
-        &[
-            "login",
-            &lab.gateway_url,
-            "--user",
-            "alice",
-            "--password-stdin",
-        ],
-        Some(password.as_bytes()),
-    );
+    let out = lab.try_login("alice", "alice", None, password.as_bytes());
     assert!(!out.status.success());
     let message = stderr(&out);
     assert!(
@@ -854,26 +792,14 @@ fn tls_offers_only_aead_suites_and_health_is_public() {
 
     let api = api(&lab);
     let (health, metrics) = block_on_in(&lab.out.clone(), move || async move {
-        use http_body_util::{BodyExt, Empty};
-        let mut answers = Vec::new();
-        for path in ["/healthz", "/metrics"] {
-            let tls = api.connect(&[b"http/1.1"]).await.unwrap();
-            let (mut sender, conn) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
-                    .await
-                    .unwrap();
-            tokio::spawn(conn);
-            let request = http::Request::builder()
-                .uri(path)
-                .header("host", EDGE_OUT_IP)
-                .body(Empty::<bytes::Bytes>::new())
-                .unwrap();
-            let response = sender.send_request(request).await.unwrap();
-            let status = response.status().as_u16();
-            let body = response.into_body().collect().await.unwrap().to_bytes();
-            answers.push((status, String::from_utf8_lossy(&body).into_owned()));
-        }
-        (answers[0].clone(), answers[1].clone())
+        (
+            raw_get(&api, "/healthz", &[])
+                .await
+                .expect("healthz answers"),
+            raw_get(&api, "/metrics", &[])
+                .await
+                .expect("metrics answers"),
+        )
     });
     assert_eq!(health, (200, "ok\n".to_owned()));
     // Metrics from outside need an administrator's token.

@@ -586,19 +586,34 @@ impl Lab {
         pipe_bytes(&mut cmd, stdin)
     }
 
-    pub fn login(&self, user: &str) {
-        let out = self.cli(
+    /// `portcullis login` with the home of `home`, as `user`, pinning `fingerprint` if given.
+    pub fn try_login(
+        &self,
+        home: &str,
+        user: &str,
+        fingerprint: Option<&str>,
+        password: &[u8],
+    ) -> Output {
+        let mut args = vec![
+            "login",
+            &self.gateway_url,
+            "--user",
             user,
-            &[
-                "login",
-                &self.gateway_url,
-                "--user",
-                user,
-                "--password-stdin",
-                "--fingerprint",
-                &self.fingerprint,
-            ],
-            Some(format!("{PASSWORD}\n").as_bytes()),
+            "--password-stdin",
+        ];
+        if let Some(fingerprint) = fingerprint {
+            args.extend(["--fingerprint", fingerprint]);
+        }
+        self.cli(home, &args, Some(password))
+    }
+
+    /// Signs `user` in with the lab password and the gateway's fingerprint.
+    pub fn login(&self, user: &str) {
+        let out = self.try_login(
+            user,
+            user,
+            Some(&self.fingerprint),
+            format!("{PASSWORD}\n").as_bytes(),
         );
         assert!(
             out.status.success(),
