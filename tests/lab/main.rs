@@ -729,17 +729,9 @@ fn login_pins_the_certificate_and_tokens_refresh_without_asking() {
     let tls = lab.path("gw/tls");
     std::fs::remove_file(tls.join("key.pem")).unwrap();
     let made = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "2",
-        ])
+        .args(["req", "-x509"])
+        .args(OPENSSL_NEW_P256_KEY)
+        .args(["-days", "2"])
         .args(["-subj", "/CN=replaced", "-keyout"])
         .arg(tls.join("key.pem"))
         .arg("-out")

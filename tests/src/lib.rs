@@ -25,6 +25,14 @@ pub const VNET_IP: &str = "10.202.0.2";
 pub const GATEWAY_PORT: u16 = 443;
 pub const ECHO_PORT: u16 = 7;
 pub const PASSWORD: &str = "lab-password-1";
+/// `openssl req` arguments for a new, unencrypted P-256 key.
+pub const OPENSSL_NEW_P256_KEY: [&str; 5] = [
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+];
 
 /// True when the lab can run. Without root it says so loudly; in CI it fails instead,
 /// because CI must always run the lab.
@@ -281,41 +289,34 @@ impl Lab {
         let ca = self.path("ca");
         std::fs::create_dir_all(&ca)?;
         let p = |name: &str| ca.join(name).display().to_string();
-        run(Command::new("openssl").args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &p("ca.key"),
-            "-out",
-            &p("ca.pem"),
-            "-subj",
-            "/CN=Portcullis Lab CA",
-            "-days",
-            "2",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ]))?;
-        run(Command::new("openssl").args([
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &p("gateway.key"),
-            "-out",
-            &p("gateway.csr"),
-            "-subj",
-            &format!("/CN={EDGE_OUT_IP}"),
-        ]))?;
+        run(Command::new("openssl")
+            .args(["req", "-x509"])
+            .args(OPENSSL_NEW_P256_KEY)
+            .args([
+                "-keyout",
+                &p("ca.key"),
+                "-out",
+                &p("ca.pem"),
+                "-subj",
+                "/CN=Portcullis Lab CA",
+                "-days",
+                "2",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ]))?;
+        run(Command::new("openssl")
+            .args(["req"])
+            .args(OPENSSL_NEW_P256_KEY)
+            .args([
+                "-keyout",
+                &p("gateway.key"),
+                "-out",
+                &p("gateway.csr"),
+                "-subj",
+                &format!("/CN={EDGE_OUT_IP}"),
+            ]))?;
         std::fs::write(
             ca.join("ext.cnf"),
             format!(
