@@ -7,6 +7,7 @@
 pub mod api;
 pub mod error;
 pub mod home;
+pub mod known_hosts;
 pub mod session;
 pub mod tls;
 pub mod tunnel;
