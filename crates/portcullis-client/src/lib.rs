@@ -9,6 +9,7 @@ pub mod error;
 pub mod home;
 pub mod known_hosts;
 pub mod session;
+pub mod ssh;
 pub mod tls;
 pub mod tunnel;
 

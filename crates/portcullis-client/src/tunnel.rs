@@ -81,3 +81,17 @@ where
         close_reason: reason,
     })
 }
+
+/// A tunnel as a plain byte stream, for protocol clients (SSH, RDP) that want
+/// `AsyncRead + AsyncWrite`. A task pumps between the two; dropping the stream
+/// half-closes the tunnel.
+pub fn into_stream(socket: TunnelSocket) -> tokio::io::DuplexStream {
+    let (ours, theirs) = tokio::io::duplex(256 * 1024);
+    tokio::spawn(async move {
+        let (read, write) = tokio::io::split(theirs);
+        if let Err(e) = pump(socket, read, write).await {
+            tracing::debug!(error = %e, "tunnel stream ended with an error");
+        }
+    });
+    ours
+}
