@@ -1,0 +1,486 @@
+//! The terminal screen model of an SSH session, sans-IO: bytes from the server go
+//! in, screen updates for the UI and replies for the server come out.
+//!
+//! alacritty_terminal keeps the grid; this crate turns its damage into compact,
+//! serializable updates (rows of styled runs), so the UI redraws only what changed.
+//!
+//! INVARIANT: no I/O, no clock, no async runtime: the caller decides when to ask
+//! for an update (at most once per display frame) and where replies go.
+
+use std::sync::{Arc, Mutex};
+
+use alacritty_terminal::event::{Event, EventListener};
+use alacritty_terminal::grid::Dimensions;
+use alacritty_terminal::index::{Column, Line};
+use alacritty_terminal::term::cell::{Cell, Flags};
+use alacritty_terminal::term::{Config, Term, TermDamage, TermMode};
+use alacritty_terminal::vte::ansi::{Color, CursorShape as VteCursorShape, NamedColor, Processor};
+
+/// Columns and rows of the visible screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ScreenSize {
+    pub cols: u16,
+    pub rows: u16,
+}
+
+impl ScreenSize {
+    /// At least 1×1, at most 1000×500: a UI can ask for nonsense, the model cannot take it.
+    pub fn clamped(cols: u16, rows: u16) -> ScreenSize {
+        ScreenSize {
+            cols: cols.clamp(1, 1000),
+            rows: rows.clamp(1, 500),
+        }
+    }
+}
+
+impl Dimensions for ScreenSize {
+    fn total_lines(&self) -> usize {
+        self.rows as usize
+    }
+
+    fn screen_lines(&self) -> usize {
+        self.rows as usize
+    }
+
+    fn columns(&self) -> usize {
+        self.cols as usize
+    }
+}
+
+/// A colour as the UI needs it: the theme's default, one of the 256 indexed
+/// colours (0–15 are the named ones), or truecolor `0xRRGGBB`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Colour {
+    Default,
+    Indexed(u8),
+    Rgb(u32),
+}
+
+/// Consecutive cells of one style.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Run {
+    pub text: String,
+    pub fg: Colour,
+    pub bg: Colour,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub bold: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub italic: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub underline: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub inverse: bool,
+    /// Every character of the run takes two columns.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub wide: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RowUpdate {
+    pub row: u16,
+    pub runs: Vec<Run>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CursorShape {
+    Block,
+    Underline,
+    Beam,
+    Hidden,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Cursor {
+    pub row: u16,
+    pub col: u16,
+    pub shape: CursorShape,
+}
+
+/// What changed since the previous update.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ScreenUpdate {
+    pub size: ScreenSize,
+    /// Every row is included (first update, resize, alternate screen switch).
+    pub full: bool,
+    pub rows: Vec<RowUpdate>,
+    pub cursor: Cursor,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub bell: bool,
+    pub alt_screen: bool,
+    pub app_cursor: bool,
+    pub bracketed_paste: bool,
+    pub mouse_reporting: bool,
+}
+
+#[derive(Default)]
+struct Inbox {
+    title: Option<Option<String>>,
+    bell: bool,
+    replies: Vec<u8>,
+}
+
+#[derive(Clone)]
+struct Listener(Arc<Mutex<Inbox>>);
+
+impl EventListener for Listener {
+    fn send_event(&self, event: Event) {
+        let mut inbox = self.0.lock().expect("inbox lock");
+        match event {
+            Event::Title(title) => inbox.title = Some(Some(title)),
+            Event::ResetTitle => inbox.title = Some(None),
+            Event::Bell => inbox.bell = true,
+            Event::PtyWrite(text) => inbox.replies.extend_from_slice(text.as_bytes()),
+            _ => {}
+        }
+    }
+}
+
+pub struct Screen {
+    term: Term<Listener>,
+    parser: Processor,
+    inbox: Arc<Mutex<Inbox>>,
+    size: ScreenSize,
+    title: Option<String>,
+    needs_full: bool,
+    was_alt: bool,
+    /// The runs last sent for each row, so a row the terminal marks damaged
+    /// (alacritty always marks the cursor's) is not sent again unchanged.
+    sent: Vec<Vec<Run>>,
+}
+
+impl Screen {
+    pub fn new(size: ScreenSize, scrollback_lines: usize) -> Screen {
+        let inbox = Arc::new(Mutex::new(Inbox::default()));
+        let config = Config {
+            scrolling_history: scrollback_lines,
+            ..Config::default()
+        };
+        Screen {
+            term: Term::new(config, &size, Listener(Arc::clone(&inbox))),
+            parser: Processor::new(),
+            inbox,
+            size,
+            title: None,
+            needs_full: true,
+            was_alt: false,
+            sent: Vec::new(),
+        }
+    }
+
+    /// Bytes from the server.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.parser.advance(&mut self.term, bytes);
+    }
+
+    pub fn resize(&mut self, size: ScreenSize) {
+        if size != self.size {
+            self.size = size;
+            self.term.resize(size);
+            self.needs_full = true;
+        }
+    }
+
+    pub fn size(&self) -> ScreenSize {
+        self.size
+    }
+
+    /// Answers the terminal owes the server (cursor reports, device attributes).
+    pub fn take_replies(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.inbox.lock().expect("inbox lock").replies)
+    }
+
+    pub fn title(&self) -> Option<&str> {
+        self.title.as_deref()
+    }
+
+    /// The rows that changed since the last call (all of them when `full`).
+    pub fn update(&mut self) -> ScreenUpdate {
+        let (title_change, bell) = {
+            let mut inbox = self.inbox.lock().expect("inbox lock");
+            (inbox.title.take(), std::mem::take(&mut inbox.bell))
+        };
+        if let Some(title) = title_change.clone() {
+            self.title = title;
+        }
+        let mode = *self.term.mode();
+        let alt = mode.contains(TermMode::ALT_SCREEN);
+        let mut full = self.needs_full || alt != self.was_alt;
+        let mut damaged: Vec<usize> = Vec::new();
+        // Always asked, even for a full update: it also records where the cursor
+        // was, which the next partial damage is computed against.
+        match self.term.damage() {
+            TermDamage::Full => full = true,
+            TermDamage::Partial(lines) => damaged.extend(lines.map(|d| d.line)),
+        }
+        if full {
+            damaged = (0..self.size.rows as usize).collect();
+        }
+        damaged.sort_unstable();
+        damaged.dedup();
+        self.term.reset_damage();
+        self.needs_full = false;
+        self.was_alt = alt;
+
+        if full {
+            self.sent = vec![Vec::new(); self.size.rows as usize];
+        }
+        let mut rows = Vec::with_capacity(damaged.len());
+        for row in damaged {
+            if row >= self.size.rows as usize {
+                continue;
+            }
+            let runs = self.row_runs(row);
+            if !full && self.sent[row] == runs {
+                continue;
+            }
+            self.sent[row] = runs.clone();
+            rows.push(RowUpdate {
+                row: row as u16,
+                runs,
+            });
+        }
+        let content = self.term.renderable_content();
+        let shape = if !mode.contains(TermMode::SHOW_CURSOR) {
+            CursorShape::Hidden
+        } else {
+            match content.cursor.shape {
+                VteCursorShape::Underline => CursorShape::Underline,
+                VteCursorShape::Beam => CursorShape::Beam,
+                VteCursorShape::Hidden => CursorShape::Hidden,
+                _ => CursorShape::Block,
+            }
+        };
+        let cursor = Cursor {
+            row: content.cursor.point.line.0.max(0) as u16,
+            col: content.cursor.point.column.0 as u16,
+            shape,
+        };
+        ScreenUpdate {
+            size: self.size,
+            full,
+            rows,
+            cursor,
+            title: title_change.flatten(),
+            bell,
+            alt_screen: alt,
+            app_cursor: mode.contains(TermMode::APP_CURSOR),
+            bracketed_paste: mode.contains(TermMode::BRACKETED_PASTE),
+            mouse_reporting: mode.intersects(TermMode::MOUSE_MODE),
+        }
+    }
+
+    /// The visible text, one string per row, trailing blanks trimmed (for tests and search).
+    pub fn text(&self) -> Vec<String> {
+        (0..self.size.rows as usize)
+            .map(|row| {
+                self.row_runs(row)
+                    .iter()
+                    .map(|r| r.text.as_str())
+                    .collect::<String>()
+                    .trim_end()
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    fn row_runs(&self, row: usize) -> Vec<Run> {
+        let grid = self.term.grid();
+        let line = &grid[Line(row as i32)];
+        let mut runs: Vec<Run> = Vec::new();
+        for col in 0..self.size.cols as usize {
+            let cell: &Cell = &line[Column(col)];
+            if cell.flags.contains(Flags::WIDE_CHAR_SPACER)
+                || cell.flags.contains(Flags::LEADING_WIDE_CHAR_SPACER)
+            {
+                continue;
+            }
+            let style = Run {
+                text: String::new(),
+                fg: colour(cell.fg, true),
+                bg: colour(cell.bg, false),
+                bold: cell.flags.contains(Flags::BOLD),
+                italic: cell.flags.contains(Flags::ITALIC),
+                underline: cell.flags.intersects(Flags::ALL_UNDERLINES),
+                inverse: cell.flags.contains(Flags::INVERSE),
+                wide: cell.flags.contains(Flags::WIDE_CHAR),
+            };
+            let same = runs.last().is_some_and(|last| {
+                (
+                    last.fg,
+                    last.bg,
+                    last.bold,
+                    last.italic,
+                    last.underline,
+                    last.inverse,
+                    last.wide,
+                ) == (
+                    style.fg,
+                    style.bg,
+                    style.bold,
+                    style.italic,
+                    style.underline,
+                    style.inverse,
+                    style.wide,
+                )
+            });
+            if !same {
+                runs.push(style);
+            }
+            let run = runs.last_mut().expect("a run was just pushed");
+            run.text.push(cell.c);
+            if let Some(marks) = cell.zerowidth() {
+                run.text.extend(marks);
+            }
+        }
+        // Trailing blanks that look like the background are not worth sending.
+        if let Some(last) = runs.last_mut()
+            && last.bg == Colour::Default
+            && !last.inverse
+            && !last.underline
+        {
+            let kept = last.text.trim_end_matches(' ').len();
+            last.text.truncate(kept);
+            if last.text.is_empty() {
+                runs.pop();
+            }
+        }
+        runs
+    }
+}
+
+fn colour(colour: Color, foreground: bool) -> Colour {
+    match colour {
+        Color::Spec(rgb) => {
+            Colour::Rgb((u32::from(rgb.r) << 16) | (u32::from(rgb.g) << 8) | u32::from(rgb.b))
+        }
+        Color::Indexed(i) => Colour::Indexed(i),
+        Color::Named(named) => match named {
+            NamedColor::Foreground | NamedColor::Background => Colour::Default,
+            NamedColor::BrightForeground | NamedColor::DimForeground if foreground => {
+                Colour::Default
+            }
+            other if (other as usize) < 16 => Colour::Indexed(other as u8),
+            // Dim variants and the cursor colour: the theme decides.
+            _ => Colour::Default,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn screen(cols: u16, rows: u16) -> Screen {
+        Screen::new(ScreenSize::clamped(cols, rows), 1000)
+    }
+
+    #[test]
+    fn text_colours_and_styles_become_runs() {
+        let mut s = screen(20, 3);
+        s.feed(b"ok \x1b[1;31mred\x1b[0m \x1b[38;2;1;2;3mrgb\x1b[0m \x1b[38;5;200mx");
+        let update = s.update();
+        assert!(update.full);
+        let runs = &update.rows[0].runs;
+        assert_eq!(runs[0].text, "ok ");
+        assert_eq!(
+            (runs[1].text.as_str(), runs[1].fg, runs[1].bold),
+            ("red", Colour::Indexed(1), true)
+        );
+        assert_eq!(
+            (runs[3].text.as_str(), runs[3].fg),
+            ("rgb", Colour::Rgb(0x010203))
+        );
+        assert_eq!(
+            (runs[5].text.as_str(), runs[5].fg),
+            ("x", Colour::Indexed(200))
+        );
+        assert_eq!(
+            update.cursor,
+            Cursor {
+                row: 0,
+                col: 12,
+                shape: CursorShape::Block
+            }
+        );
+    }
+
+    #[test]
+    fn only_damaged_rows_are_sent_again() {
+        let mut s = screen(10, 5);
+        s.feed(b"a\r\nb\r\nc");
+        let _ = s.update();
+        s.feed(b"\x1b[4;1Hchanged");
+        let update = s.update();
+        assert!(!update.full);
+        assert_eq!(
+            update.rows.iter().map(|r| r.row).collect::<Vec<_>>(),
+            vec![3],
+            "only the row that changed, not the row the cursor left"
+        );
+        let idle = s.update();
+        assert!(idle.rows.is_empty(), "{idle:?}");
+    }
+
+    #[test]
+    fn title_bell_alt_screen_and_replies() {
+        let mut s = screen(10, 3);
+        s.feed(b"\x1b]0;build log\x07\x07");
+        let update = s.update();
+        assert_eq!(update.title.as_deref(), Some("build log"));
+        assert!(update.bell);
+        assert_eq!(s.title(), Some("build log"));
+        s.feed(b"\x1b[?1049h\x1b[2;3H\x1b[6n");
+        let update = s.update();
+        assert!(update.alt_screen && update.full);
+        assert_eq!(s.take_replies(), b"\x1b[2;3R");
+        s.feed(b"\x1b[?1049l\x1b[?1h\x1b[?2004h");
+        let update = s.update();
+        assert!(!update.alt_screen && update.full && update.app_cursor && update.bracketed_paste);
+    }
+
+    #[test]
+    fn wide_and_combining_characters() {
+        let mut s = screen(10, 2);
+        s.feed("日本e\u{301}".as_bytes());
+        let runs = s.update().rows.remove(0).runs;
+        assert_eq!((runs[0].text.as_str(), runs[0].wide), ("日本", true));
+        assert!(runs[1].text.starts_with("e\u{301}"));
+        assert_eq!(s.text()[0], "日本e\u{301}");
+    }
+
+    #[test]
+    fn resize_sends_everything_and_serializes_compactly() {
+        let mut s = screen(10, 2);
+        s.feed(b"hi");
+        let _ = s.update();
+        s.resize(ScreenSize::clamped(20, 9999));
+        let update = s.update();
+        assert!(update.full);
+        assert_eq!(
+            update.size,
+            ScreenSize {
+                cols: 20,
+                rows: 500
+            }
+        );
+        assert_eq!(update.rows.len(), 500);
+        let json = serde_json::to_string(&update.rows[0]).unwrap();
+        assert_eq!(
+            json,
+            r#"{"row":0,"runs":[{"text":"hi","fg":"default","bg":"default"}]}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&update.rows[1]).unwrap(),
+            r#"{"row":1,"runs":[]}"#
+        );
+        assert_eq!(ScreenSize::clamped(0, 0), ScreenSize { cols: 1, rows: 1 });
+    }
+}
