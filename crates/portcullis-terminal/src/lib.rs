@@ -7,6 +7,8 @@
 //! INVARIANT: no I/O, no clock, no async runtime: the caller decides when to ask
 //! for an update (at most once per display frame) and where replies go.
 
+pub mod input;
+
 use std::sync::{Arc, Mutex};
 
 use alacritty_terminal::event::{Event, EventListener};
