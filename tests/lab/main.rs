@@ -79,10 +79,9 @@ async fn raw_get(
 
 #[test]
 fn private_host_is_reached_only_through_the_gateway() {
-    if !lab_available("private_host_is_reached_only_through_the_gateway") {
+    let Some(lab) = Lab::lab_or_skip("private_host_is_reached_only_through_the_gateway") else {
         return;
-    }
-    let lab = Lab::start();
+    };
 
     // No route from outside to the private network.
     let direct = in_netns(&lab.out, || {
@@ -171,10 +170,9 @@ fn private_host_is_reached_only_through_the_gateway() {
 
 #[test]
 fn a_user_without_a_grant_is_refused_and_audited() {
-    if !lab_available("a_user_without_a_grant_is_refused_and_audited") {
+    let Some(lab) = Lab::lab_or_skip("a_user_without_a_grant_is_refused_and_audited") else {
         return;
-    }
-    let lab = Lab::start();
+    };
     lab.login("bob");
     let hosts = lab.cli("bob", &["hosts"], None);
     assert!(hosts.status.success());
@@ -212,10 +210,11 @@ fn raw_exchange(payload: Vec<u8>, wait: Duration) -> Vec<u8> {
 
 #[test]
 fn bad_input_is_refused_cleanly_while_a_tunnel_keeps_working() {
-    if !lab_available("bad_input_is_refused_cleanly_while_a_tunnel_keeps_working") {
+    let Some(mut lab) =
+        Lab::lab_or_skip("bad_input_is_refused_cleanly_while_a_tunnel_keeps_working")
+    else {
         return;
-    }
-    let mut lab = Lab::start();
+    };
     lab.login("alice");
     lab.login("carol");
     let alice = stored_access_token(&lab, "alice");
@@ -431,10 +430,9 @@ fn bad_input_is_refused_cleanly_while_a_tunnel_keeps_working() {
 
 #[test]
 fn nmap_finds_only_the_tls_port() {
-    if !lab_available("nmap_finds_only_the_tls_port") {
+    let Some(lab) = Lab::lab_or_skip("nmap_finds_only_the_tls_port") else {
         return;
-    }
-    let lab = Lab::start();
+    };
     let scan = |target: &str, ports: &str| {
         let out = Command::new("ip")
             .args([
@@ -482,10 +480,9 @@ fn nmap_finds_only_the_tls_port() {
 
 #[test]
 fn audit_counts_the_bytes_of_every_tunnel() {
-    if !lab_available("audit_counts_the_bytes_of_every_tunnel") {
+    let Some(lab) = Lab::lab_or_skip("audit_counts_the_bytes_of_every_tunnel") else {
         return;
-    }
-    let lab = Lab::start();
+    };
     lab.login("alice");
     let sizes: Vec<usize> = vec![1, 1000, 65_537, 300_000, 1_048_576];
     for (i, size) in sizes.iter().enumerate() {
@@ -565,10 +562,9 @@ fn audit_counts_the_bytes_of_every_tunnel() {
 
 #[test]
 fn sigterm_during_a_tunnel_still_records_its_close() {
-    if !lab_available("sigterm_during_a_tunnel_still_records_its_close") {
+    let Some(mut lab) = Lab::lab_or_skip("sigterm_during_a_tunnel_still_records_its_close") else {
         return;
-    }
-    let mut lab = Lab::start();
+    };
     lab.login("alice");
     let token = stored_access_token(&lab, "alice");
     let api = api(&lab);
@@ -618,10 +614,11 @@ fn sigterm_during_a_tunnel_still_records_its_close() {
 
 #[test]
 fn login_pins_the_certificate_and_tokens_refresh_without_asking() {
-    if !lab_available("login_pins_the_certificate_and_tokens_refresh_without_asking") {
+    let Some(mut lab) =
+        Lab::lab_or_skip("login_pins_the_certificate_and_tokens_refresh_without_asking")
+    else {
         return;
-    }
-    let mut lab = Lab::start();
+    };
     let password = format!("{PASSWORD}\n");
 
     // No terminal and no fingerprint: refused, and told what to pass.
@@ -756,10 +753,9 @@ fn login_pins_the_certificate_and_tokens_refresh_without_asking() {
 
 #[test]
 fn tls_offers_only_aead_suites_and_health_is_public() {
-    if !lab_available("tls_offers_only_aead_suites_and_health_is_public") {
+    let Some(lab) = Lab::lab_or_skip("tls_offers_only_aead_suites_and_health_is_public") else {
         return;
-    }
-    let lab = Lab::start();
+    };
     let s_client = |args: &[&str]| {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &lab.out, "openssl", "s_client", "-connect"])
@@ -800,10 +796,11 @@ fn tls_offers_only_aead_suites_and_health_is_public() {
 
 #[test]
 fn a_gateway_certificate_from_a_trusted_ca_needs_no_pin() {
-    if !lab_available("a_gateway_certificate_from_a_trusted_ca_needs_no_pin") {
+    let Some(lab) =
+        Lab::lab_with_ca_or_skip("a_gateway_certificate_from_a_trusted_ca_needs_no_pin")
+    else {
         return;
-    }
-    let lab = Lab::start_with_ca();
+    };
     let ca = lab.ca_file.clone().unwrap();
     let login = |trust_ca: bool| {
         let mut cmd = lab.cli_command(
@@ -847,10 +844,9 @@ fn a_gateway_certificate_from_a_trusted_ca_needs_no_pin() {
 
 #[test]
 fn tunnel_limits_and_idle_timeout_hold() {
-    if !lab_available("tunnel_limits_and_idle_timeout_hold") {
+    let Some(mut lab) = Lab::lab_or_skip("tunnel_limits_and_idle_timeout_hold") else {
         return;
-    }
-    let mut lab = Lab::start();
+    };
     lab.restart_gateway(|config| {
         config
             .replace("max_tunnels_per_user = 32", "max_tunnels_per_user = 2")
@@ -939,10 +935,11 @@ fn tunnel_limits_and_idle_timeout_hold() {
 #[test]
 fn ssh_through_the_gateway_verifies_host_keys_and_reports_exit_status() {
     use portcullis_client::ssh::{HostKeyTrust, SshError, SshSession, SshTarget};
-    if !lab_available("ssh_through_the_gateway_verifies_host_keys_and_reports_exit_status") {
+    let Some(lab) =
+        Lab::lab_or_skip("ssh_through_the_gateway_verifies_host_keys_and_reports_exit_status")
+    else {
         return;
-    }
-    let lab = Lab::start();
+    };
     lab.login("alice");
     let token = stored_access_token(&lab, "alice");
     let api = api(&lab);

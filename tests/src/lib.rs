@@ -209,6 +209,16 @@ impl Lab {
         Lab::try_start(true).unwrap_or_else(|e| panic!("cannot start the lab: {e:#}"))
     }
 
+    /// `start`, or `None` after saying loudly that `test` cannot run here (no root).
+    pub fn lab_or_skip(test: &str) -> Option<Lab> {
+        lab_available(test).then(Lab::start)
+    }
+
+    /// `start_with_ca`, or `None` after saying loudly that `test` cannot run here.
+    pub fn lab_with_ca_or_skip(test: &str) -> Option<Lab> {
+        lab_available(test).then(Lab::start_with_ca)
+    }
+
     fn try_start(with_ca: bool) -> anyhow::Result<Lab> {
         for tool in ["ip", "ssh", "ssh-keygen", "nmap", "/usr/sbin/sshd"] {
             require_tool(tool);
