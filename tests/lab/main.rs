@@ -14,6 +14,8 @@ use portcullis_proto::token::{Claims, TokenKind, TokenSigner};
 use portcullis_proto::{CertFingerprint, Secret};
 use tokio_tungstenite::tungstenite::Message;
 
+mod ssh;
+
 fn api(lab: &Lab) -> GatewayApi {
     GatewayApi::new(
         GatewayUrl::parse(&lab.gateway_url).unwrap(),
@@ -930,111 +932,4 @@ fn tunnel_limits_and_idle_timeout_hold() {
         "a token reached the log"
     );
     assert!(!log.contains("pc1."), "a token reached the log");
-}
-
-#[test]
-fn ssh_through_the_gateway_verifies_host_keys_and_reports_exit_status() {
-    use portcullis_client::ssh::{HostKeyTrust, SshError, SshSession, SshTarget};
-    let Some(lab) =
-        Lab::lab_or_skip("ssh_through_the_gateway_verifies_host_keys_and_reports_exit_status")
-    else {
-        return;
-    };
-    lab.login("alice");
-    let token = stored_access_token(&lab, "alice");
-    let api = api(&lab);
-    let key = lab.path("ssh/client_ed25519");
-    let known = lab.path("ssh/known_hosts");
-    let app_store = lab.path("home-alice/known_hosts");
-    let changed = lab.path("changed_known_hosts");
-    // Same host name, another key: what a rebuilt (or impersonated) host looks like.
-    let other = lab.path("other_ed25519");
-    let made = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&other)
-        .output()
-        .unwrap();
-    assert!(made.status.success());
-    let other_pub = std::fs::read_to_string(other.with_extension("pub")).unwrap();
-    let other_key = other_pub
-        .split_whitespace()
-        .take(2)
-        .collect::<Vec<_>>()
-        .join(" ");
-    std::fs::write(&changed, format!("# rebuilt\nvnet1 {other_key}\n")).unwrap();
-
-    let outcomes = block_on_in(&lab.out.clone(), move || async move {
-        let target = SshTarget {
-            host: "vnet1".into(),
-            port: 22,
-            user: "root".into(),
-        };
-        let trust = |files: Vec<std::path::PathBuf>, accept_new: bool| HostKeyTrust {
-            openssh_files: files,
-            app_store: app_store.clone(),
-            accept_new,
-        };
-        let connect = |trust: HostKeyTrust| {
-            let (api, token, target, key) =
-                (api.clone(), token.clone(), target.clone(), key.clone());
-            async move {
-                let socket = api.open_tunnel("vnet1", &token).await.expect("tunnel");
-                let stream = portcullis_client::tunnel::into_stream(socket);
-                SshSession::connect(stream, target, trust, &key, None).await
-            }
-        };
-
-        // Known through OpenSSH's file: exec works, exit status comes back.
-        let session = connect(trust(vec![known.clone()], false))
-            .await
-            .expect("ssh session");
-        let outcome = session
-            .exec("echo out; echo err >&2; exit 7")
-            .await
-            .expect("exec");
-        session.close().await;
-
-        // Unknown and not accepted: refused with the fingerprint.
-        let unknown = connect(trust(vec![], false))
-            .await
-            .err()
-            .map(|e| e.to_string());
-        // Accepted on first use: recorded in the app store, then trusted from it.
-        let first_use = connect(trust(vec![], true))
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string());
-        let from_store = connect(trust(vec![], false))
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string());
-        // Changed: refused, naming the file and line.
-        let changed_error = match connect(trust(vec![changed.clone()], true)).await {
-            Err(e @ SshError::HostKeyChanged { .. }) => e.to_string(),
-            other => panic!("a changed host key was not refused: {:?}", other.err()),
-        };
-        (outcome, unknown, first_use, from_store, changed_error)
-    });
-    let (outcome, unknown, first_use, from_store, changed_error) = outcomes;
-    assert_eq!(outcome.exit_status, Some(7));
-    assert_eq!(outcome.stdout, b"out\n");
-    assert_eq!(outcome.stderr, b"err\n");
-    let unknown = unknown.expect("an unknown host key was accepted");
-    assert!(
-        unknown.contains("is not known") && unknown.contains("SHA256:"),
-        "{unknown}"
-    );
-    assert_eq!(first_use, Ok(()));
-    assert_eq!(
-        from_store,
-        Ok(()),
-        "the key accepted on first use was not remembered"
-    );
-    let stored = std::fs::read_to_string(lab.path("home-alice/known_hosts")).unwrap();
-    assert!(stored.starts_with("vnet1 ssh-ed25519 "), "{stored}");
-    assert!(
-        changed_error.contains("has CHANGED")
-            && changed_error.contains("changed_known_hosts line 2"),
-        "{changed_error}"
-    );
 }

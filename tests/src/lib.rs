@@ -25,6 +25,14 @@ pub const VNET_IP: &str = "10.202.0.2";
 pub const GATEWAY_PORT: u16 = 443;
 pub const ECHO_PORT: u16 = 7;
 pub const PASSWORD: &str = "lab-password-1";
+/// OpenSSH jump host in the edge namespace, on the outside address.
+pub const JUMP_PORT: u16 = 2222;
+/// A password user that exists only inside the vnet namespace (its own
+/// /etc/passwd, /etc/shadow and PAM files, bind-mounted by `ip netns exec`).
+pub const SSH_USER: &str = "pclab";
+pub const SSH_USER_PASSWORD: &str = "lab-ssh-password-1";
+/// The passphrase of `ssh/client_pass_ed25519`.
+pub const KEY_PASSPHRASE: &str = "lab-passphrase-1";
 /// `openssl req` arguments for a new, unencrypted P-256 key.
 pub const OPENSSL_NEW_P256_KEY: [&str; 5] = [
     "-newkey",
@@ -127,7 +135,7 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
-fn require_tool(tool: &str) {
+pub fn require_tool(tool: &str) {
     let found = std::env::var_os("PATH")
         .map(|paths| std::env::split_paths(&paths).any(|p| p.join(tool).exists()))
         .unwrap_or(false)
@@ -158,6 +166,20 @@ static NEXT: AtomicUsize = AtomicUsize::new(0);
 /// Namespaces (and their processes) left by a lab whose process was killed before
 /// it could clean up: names carry the creating pid, so a dead pid marks them stale.
 fn remove_stale_namespaces() {
+    // Files bind-mounted into namespaces of labs that died without cleaning up.
+    if let Ok(dir) = std::fs::read_dir("/etc/netns") {
+        for entry in dir.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let pid = name
+                .strip_prefix("pcl-")
+                .and_then(|rest| rest.split('x').next());
+            if let Some(pid) = pid
+                && !Path::new(&format!("/proc/{pid}")).exists()
+            {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
     let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
         return;
     };
@@ -181,6 +203,7 @@ fn remove_stale_namespaces() {
         }
         eprintln!("lab: removing stale namespace {name}");
         let _ = Command::new("ip").args(["netns", "del", name]).status();
+        let _ = std::fs::remove_dir_all(netns_etc(name));
     }
 }
 
@@ -362,43 +385,174 @@ impl Lab {
         std::fs::create_dir_all("/run/sshd")?;
         let ssh = self.path("ssh");
         std::fs::create_dir_all(&ssh)?;
-        for key in ["host_ed25519", "client_ed25519"] {
+        for (key, kind, passphrase) in [
+            ("host_ed25519", "ed25519", ""),
+            ("jump_host_ed25519", "ed25519", ""),
+            ("client_ed25519", "ed25519", ""),
+            ("client_ecdsa", "ecdsa", ""),
+            ("client_rsa", "rsa", ""),
+            ("client_pass_ed25519", "ed25519", KEY_PASSPHRASE),
+        ] {
             run(Command::new("ssh-keygen")
-                .args(["-q", "-t", "ed25519", "-N", "", "-C", "lab", "-f"])
+                .args(["-q", "-t", kind, "-N", passphrase, "-C", "lab", "-f"])
                 .arg(ssh.join(key)))?;
         }
-        std::fs::copy(ssh.join("client_ed25519.pub"), ssh.join("authorized_keys"))?;
-        let host_pub = std::fs::read_to_string(ssh.join("host_ed25519.pub"))?;
-        let mut fields = host_pub.split_whitespace();
-        let (kind, key) = (fields.next().unwrap_or(""), fields.next().unwrap_or(""));
-        // The client knows the host by its catalog name only: the gateway never tells it
-        // an address, and the tunnel's local end is loopback.
-        std::fs::write(ssh.join("known_hosts"), format!("vnet1 {kind} {key}\n"))?;
+        let mut authorized = String::new();
+        for key in [
+            "client_ed25519",
+            "client_ecdsa",
+            "client_rsa",
+            "client_pass_ed25519",
+        ] {
+            authorized.push_str(&std::fs::read_to_string(ssh.join(format!("{key}.pub")))?);
+        }
+        std::fs::write(ssh.join("authorized_keys"), authorized)?;
+        let public = |name: &str| -> anyhow::Result<String> {
+            let text = std::fs::read_to_string(ssh.join(format!("{name}.pub")))?;
+            Ok(text
+                .split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" "))
+        };
+        // The client knows the host by its catalog name (through the gateway, the
+        // tunnel's local end is loopback) and by its address (through the jump host).
+        std::fs::write(
+            ssh.join("known_hosts"),
+            format!(
+                "vnet1,{VNET_IP} {}\n[{EDGE_OUT_IP}]:{JUMP_PORT} {}\n",
+                public("host_ed25519")?,
+                public("jump_host_ed25519")?
+            ),
+        )?;
+        self.make_vnet_user()?;
         let config = format!(
             "Port 22\nListenAddress {VNET_IP}\nHostKey {host}\nPidFile {pid}\n\
-             AuthorizedKeysFile {keys}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n\
-             KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n",
+             AuthorizedKeysFile {keys}\nPermitRootLogin prohibit-password\nPasswordAuthentication yes\n\
+             KbdInteractiveAuthentication yes\nUsePAM yes\nStrictModes no\nAcceptEnv LANG PORTCULLIS_*\n",
             host = ssh.join("host_ed25519").display(),
             pid = ssh.join("sshd.pid").display(),
             keys = ssh.join("authorized_keys").display(),
         );
         std::fs::write(ssh.join("sshd_config"), config)?;
+        let vnet = self.vnet.clone();
+        self.spawn_sshd(&vnet, "sshd")?;
+        wait_for_port(&self.vnet, format!("{VNET_IP}:22").parse()?, "sshd");
+        let jump = format!(
+            "Port {JUMP_PORT}\nListenAddress {EDGE_OUT_IP}\nHostKey {host}\nPidFile {pid}\n\
+             AuthorizedKeysFile {keys}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nAllowTcpForwarding yes\n",
+            host = ssh.join("jump_host_ed25519").display(),
+            pid = ssh.join("jump.pid").display(),
+            keys = ssh.join("authorized_keys").display(),
+        );
+        std::fs::write(ssh.join("jump_config"), jump)?;
+        let edge = self.edge.clone();
+        self.spawn_sshd(&edge, "jump")?;
+        wait_for_port(
+            &self.edge,
+            format!("{EDGE_OUT_IP}:{JUMP_PORT}").parse()?,
+            "jump sshd",
+        );
+        Ok(())
+    }
+
+    /// Runs `/usr/sbin/sshd -f ssh/<name>_config` (or `sshd_config`) in `ns`, logging to ssh/<name>.log.
+    fn spawn_sshd(&mut self, ns: &str, name: &str) -> anyhow::Result<()> {
+        let ssh = self.path("ssh");
+        let config = if name == "sshd" {
+            ssh.join("sshd_config")
+        } else {
+            ssh.join(format!("{name}_config"))
+        };
         let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.vnet,
-                "/usr/sbin/sshd",
-                "-D",
-                "-e",
-                "-f",
-            ])
-            .arg(ssh.join("sshd_config"))
-            .stderr(std::fs::File::create(ssh.join("sshd.log"))?)
+            .args(["netns", "exec", ns, "/usr/sbin/sshd", "-D", "-e", "-f"])
+            .arg(config)
+            .stderr(std::fs::File::create(ssh.join(format!("{name}.log")))?)
             .spawn()?;
         self.children.push(child);
-        wait_for_port(&self.vnet, format!("{VNET_IP}:22").parse()?, "sshd");
         Ok(())
+    }
+
+    /// The password user, visible only in the vnet namespace: `ip netns exec`
+    /// bind-mounts /etc/netns/<ns>/* over /etc, so the machine's own files are untouched.
+    fn make_vnet_user(&self) -> anyhow::Result<()> {
+        let etc = netns_etc(&self.vnet);
+        std::fs::create_dir_all(etc.join("pam.d"))?;
+        let hashed = run(Command::new("openssl").args(["passwd", "-6", SSH_USER_PASSWORD]))?;
+        let hash = String::from_utf8_lossy(&hashed.stdout).trim().to_owned();
+        let append = |file: &str, line: String| -> anyhow::Result<()> {
+            let mut text = std::fs::read_to_string(Path::new("/etc").join(file))?;
+            if !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str(&line);
+            std::fs::write(etc.join(file), text)?;
+            Ok(())
+        };
+        let home = self.path("pclab-home");
+        std::fs::create_dir_all(&home)?;
+        append(
+            "passwd",
+            format!("{SSH_USER}:x:4242:4242:lab:{}:/bin/sh\n", home.display()),
+        )?;
+        append("group", format!("{SSH_USER}:x:4242:\n"))?;
+        append("shadow", format!("{SSH_USER}:{hash}:19000:0:99999:7:::\n"))?;
+        std::fs::set_permissions(
+            etc.join("shadow"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )?;
+        std::fs::write(
+            etc.join("pam.d/sshd"),
+            "auth required pam_unix.so\naccount required pam_unix.so\n\
+             session required pam_unix.so\npassword required pam_unix.so\n",
+        )?;
+        Ok(())
+    }
+
+    /// An ssh-agent holding the given keys of ssh/ (stopped with the lab).
+    pub fn start_agent(&mut self, keys: &[&str]) -> PathBuf {
+        let socket = self.path("agent.sock");
+        let child = Command::new("ssh-agent")
+            .args(["-D", "-a"])
+            .arg(&socket)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start ssh-agent");
+        self.children.push(child);
+        for _ in 0..100 {
+            if socket.exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        for key in keys {
+            let out = Command::new("ssh-add")
+                .arg(self.path("ssh").join(key))
+                .env("SSH_AUTH_SOCK", &socket)
+                .output()
+                .expect("ssh-add");
+            assert!(
+                out.status.success(),
+                "ssh-add {key}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        socket
+    }
+
+    /// Kills every sshd in the vnet namespace, sessions included: a host going away.
+    pub fn kill_vnet_sshd(&self) {
+        let out = Command::new("ip")
+            .args(["netns", "pids", &self.vnet])
+            .output()
+            .expect("ip netns pids");
+        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if comm.trim() == "sshd" {
+                let _ = Command::new("kill").args(["-KILL", pid]).status();
+            }
+        }
     }
 
     pub fn gateway_config(&self) -> PathBuf {
@@ -698,8 +852,14 @@ impl Drop for Lab {
         }
         for ns in [&self.out, &self.edge, &self.vnet] {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
+            let _ = std::fs::remove_dir_all(netns_etc(ns));
         }
     }
+}
+
+/// What `ip netns exec NS` bind-mounts over /etc.
+fn netns_etc(ns: &str) -> PathBuf {
+    Path::new("/etc/netns").join(ns)
 }
 
 fn pipe(mut cmd: Command, stdin: Option<&str>) -> Output {

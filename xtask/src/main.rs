@@ -19,6 +19,8 @@ const TEST_PACKAGES: &[&str] = &[
     "nmap",
     "iproute2",
     "procps",
+    // A full-screen program for the terminal tests (alternate screen).
+    "vim-tiny",
     // Only the command-line tool, to play an operator's CA in the lab; nothing links OpenSSL.
     "openssl",
 ];

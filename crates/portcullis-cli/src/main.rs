@@ -1,5 +1,7 @@
-//! `portcullis`: sign in to a gateway, list its hosts, and open tunnels that native
-//! clients (OpenSSH, FreeRDP, anything over TCP) use.
+//! `portcullis`: sign in to a gateway, list its hosts, open SSH sessions, and open
+//! tunnels that native clients (OpenSSH, FreeRDP, anything over TCP) use.
+
+mod ssh;
 
 use std::io::{BufRead, IsTerminal, Read, Write};
 use std::net::SocketAddr;
@@ -65,6 +67,58 @@ enum Command {
         #[arg(long, value_name = "URL")]
         gateway: Option<String>,
     },
+    /// Open an SSH session to a host of the signed-in gateway (or, with -J or
+    /// --direct, to an address); the exit status is the remote command's.
+    Ssh {
+        /// [USER@]HOST: a host name from `portcullis hosts`, or an address with -J/--direct.
+        destination: String,
+        /// Log in as this user (default: USER@ in the destination, else $USER).
+        #[arg(short = 'l', value_name = "USER")]
+        login: Option<String>,
+        /// Port, for -J and --direct (the gateway knows its hosts' ports).
+        #[arg(short = 'p', value_name = "PORT")]
+        port: Option<u16>,
+        /// Private key file; repeat for several (default: ~/.ssh/id_ed25519, id_ecdsa, id_rsa).
+        #[arg(short = 'i', value_name = "KEYFILE")]
+        identity: Vec<PathBuf>,
+        /// Through OpenSSH jump hosts instead of the gateway, like ssh -J.
+        #[arg(short = 'J', value_name = "[USER@]HOST[:PORT],...", conflicts_with_all = ["direct", "gateway"])]
+        jump: Option<String>,
+        /// Straight TCP from this machine instead of the gateway.
+        #[arg(long, conflicts_with = "gateway")]
+        direct: bool,
+        #[arg(long, value_name = "URL")]
+        gateway: Option<String>,
+        /// Trust an unknown host key and remember it (a changed key is always refused).
+        #[arg(long)]
+        accept_new: bool,
+        /// Ask for a terminal even when running a command.
+        #[arg(short = 't', conflicts_with = "no_tty")]
+        force_tty: bool,
+        /// Never ask for a terminal.
+        #[arg(short = 'T')]
+        no_tty: bool,
+        /// The command to run instead of the login shell.
+        #[arg(last = true, value_name = "COMMAND")]
+        command: Vec<String>,
+    },
+    /// List or remove the host keys this app trusts (OpenSSH's own files are only read).
+    KnownHosts {
+        #[command(subcommand)]
+        action: Option<KnownHostsAction>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KnownHostsAction {
+    /// List the trusted keys (the default).
+    List,
+    /// Forget the keys of a host.
+    Remove {
+        host: String,
+        #[arg(long, default_value_t = 22)]
+        port: u16,
+    },
 }
 
 fn main() -> ExitCode {
@@ -87,8 +141,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+    let outcome = runtime.block_on(run(cli));
+    // A read of standard input may still be parked on a blocking thread.
+    runtime.shutdown_background();
+    match outcome {
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("portcullis: {e:#}");
             ExitCode::FAILURE
@@ -142,9 +199,48 @@ fn has_terminal() -> bool {
     std::io::stderr().is_terminal() && std::fs::File::open("/dev/tty").is_ok()
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli) -> anyhow::Result<u8> {
     let client = Client::new(ClientHome::resolve(cli.home)?);
     match cli.command {
+        Command::Ssh {
+            destination,
+            login,
+            port,
+            identity,
+            jump,
+            direct,
+            gateway,
+            accept_new,
+            force_tty,
+            no_tty,
+            command,
+        } => {
+            let args = ssh::SshArgs {
+                destination,
+                login,
+                port,
+                identity,
+                jump,
+                direct,
+                gateway,
+                accept_new,
+                force_tty,
+                no_tty,
+                command,
+            };
+            // Like OpenSSH: 255 when the session itself failed.
+            match ssh::run(client, args).await {
+                Ok(code) => Ok(code),
+                Err(e) => {
+                    eprintln!("portcullis: {e:#}");
+                    Ok(255)
+                }
+            }
+        }
+        Command::KnownHosts { action } => {
+            known_hosts(&client, action.unwrap_or(KnownHostsAction::List))?;
+            Ok(0)
+        }
         Command::Login {
             url,
             user,
@@ -176,7 +272,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     if outcome.admin { ", admin" } else { "" }
                 ),
             }
-            Ok(())
+            Ok(0)
         }
         Command::Hosts { json, gateway } => {
             let list = client.hosts(gateway.as_deref()).await?;
@@ -194,7 +290,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     println!("{line}");
                 }
             }
-            Ok(())
+            Ok(0)
         }
         Command::Tunnel {
             host,
@@ -209,7 +305,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     .await?;
                 let outcome = tunnel::pump(socket, tokio::io::stdin(), tokio::io::stdout()).await?;
                 tracing::debug!(?outcome, "tunnel closed");
-                return Ok(());
+                return Ok(0);
             }
             let listen = listen.expect("clap requires --stdio or --listen");
             if !listen.ip().is_loopback() {
@@ -217,7 +313,62 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     "--listen {listen}: only loopback addresses are allowed, since anyone who reaches the port uses your sign-in"
                 );
             }
-            serve_listener(Arc::new(client), gateway, host, listen).await
+            serve_listener(Arc::new(client), gateway, host, listen).await?;
+            Ok(0)
+        }
+    }
+}
+
+fn known_hosts(client: &Client, action: KnownHostsAction) -> anyhow::Result<()> {
+    use portcullis_client::known_hosts::{self, KnownHosts, Marker};
+    let path = client.home().dir().join("known_hosts");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    match action {
+        KnownHostsAction::List => {
+            let parsed = KnownHosts::parse(&text);
+            if parsed.entries.is_empty() {
+                eprintln!(
+                    "no host keys are trusted by this app yet ({})",
+                    path.display()
+                );
+            }
+            for entry in &parsed.entries {
+                let marker = match entry.marker {
+                    Marker::None => "",
+                    Marker::CertAuthority => "@cert-authority ",
+                    Marker::Revoked => "@revoked ",
+                };
+                println!(
+                    "{marker}{}\t{}\t{}",
+                    entry.hosts_shown(),
+                    entry.key_type,
+                    known_hosts::fingerprint(&entry.key)
+                );
+            }
+            for error in &parsed.errors {
+                eprintln!("{} line {}: {}", path.display(), error.line, error.reason);
+            }
+            Ok(())
+        }
+        KnownHostsAction::Remove { host, port } => {
+            let (kept, removed) = known_hosts::without_host(&text, &host, port);
+            if removed == 0 {
+                bail!(
+                    "no key of {} is in {}; keys in OpenSSH's files are removed with ssh-keygen -R",
+                    known_hosts::host_key_name(&host, port),
+                    path.display()
+                );
+            }
+            let temporary = path.with_extension("tmp");
+            std::fs::write(&temporary, kept)
+                .and_then(|()| std::fs::rename(&temporary, &path))
+                .with_context(|| format!("cannot rewrite {}", path.display()))?;
+            eprintln!("removed {removed} key(s) of {host} from {}", path.display());
+            Ok(())
         }
     }
 }

@@ -150,7 +150,37 @@ impl KnownHosts {
     }
 }
 
+/// `text` without the plain (unmarked) entries for `host:port`, and how many went.
+/// Comments, other hosts and `@` lines stay as they were.
+pub fn without_host(text: &str, host: &str, port: u16) -> (String, usize) {
+    let name = host_key_name(host, port);
+    let mut kept = String::with_capacity(text.len());
+    let mut removed = 0;
+    for raw in text.lines() {
+        let trimmed = raw.trim();
+        let drop = !trimmed.is_empty()
+            && !trimmed.starts_with('#')
+            && parse_line(trimmed, 0)
+                .is_ok_and(|e| e.marker == Marker::None && e.applies_to(&name));
+        if drop {
+            removed += 1;
+        } else {
+            kept.push_str(raw);
+            kept.push('\n');
+        }
+    }
+    (kept, removed)
+}
+
 impl Entry {
+    /// The host patterns as written, or `(hashed)`.
+    pub fn hosts_shown(&self) -> String {
+        match &self.hosts {
+            Hosts::Patterns(patterns) => patterns.join(","),
+            Hosts::Hashed { .. } => "(hashed)".into(),
+        }
+    }
+
     fn applies_to(&self, name: &str) -> bool {
         match &self.hosts {
             Hosts::Hashed { salt, hash } => {
@@ -354,5 +384,23 @@ mod tests {
         assert!(!wildcard_match("web?", "web12"));
         assert!(wildcard_match("*.example.*", "a.example.com"));
         assert!(!wildcard_match("*.example.com", "example.com"));
+    }
+
+    #[test]
+    fn removing_a_host_keeps_everything_else() {
+        let key = "AAAAC3NzaC1lZDI1NTE5AAAAIOhVJ7JrFqMaEIJ4C7kxhB3NL+cZqOVPf2nHKIzn4qxA";
+        let text = format!(
+            "# mine\nvnet1 ssh-ed25519 {key}\nother ssh-ed25519 {key}\n[vnet1]:2222 ssh-ed25519 {key}\n@cert-authority vnet1 ssh-ed25519 {key}\n"
+        );
+        let (kept, removed) = without_host(&text, "vnet1", 22);
+        assert_eq!(removed, 1);
+        assert_eq!(
+            kept,
+            format!(
+                "# mine\nother ssh-ed25519 {key}\n[vnet1]:2222 ssh-ed25519 {key}\n@cert-authority vnet1 ssh-ed25519 {key}\n"
+            )
+        );
+        let parsed = KnownHosts::parse(&kept);
+        assert_eq!(parsed.entries[0].hosts_shown(), "other");
     }
 }

@@ -5,11 +5,13 @@
 //! INVARIANT: nothing here prints or logs a password or a token.
 
 pub mod api;
+pub mod dial;
 pub mod error;
 pub mod home;
 pub mod known_hosts;
 pub mod session;
 pub mod ssh;
+pub mod terminal;
 pub mod tls;
 pub mod tunnel;
 

@@ -12,9 +12,10 @@ pub mod input;
 use std::sync::{Arc, Mutex};
 
 use alacritty_terminal::event::{Event, EventListener};
-use alacritty_terminal::grid::Dimensions;
-use alacritty_terminal::index::{Column, Line};
+use alacritty_terminal::grid::{Dimensions, Scroll};
+use alacritty_terminal::index::{Column, Direction, Line, Point, Side};
 use alacritty_terminal::term::cell::{Cell, Flags};
+use alacritty_terminal::term::search::RegexSearch;
 use alacritty_terminal::term::{Config, Term, TermDamage, TermMode};
 use alacritty_terminal::vte::ansi::{Color, CursorShape as VteCursorShape, NamedColor, Processor};
 
@@ -120,6 +121,36 @@ pub struct ScreenUpdate {
     pub app_cursor: bool,
     pub bracketed_paste: bool,
     pub mouse_reporting: bool,
+    /// How many lines the view is scrolled back (0: following the output).
+    pub display_offset: u32,
+    /// Lines kept in the scrollback.
+    pub history: u32,
+}
+
+/// A cell of the grid: `line` 0 is the top row of the live screen, negative
+/// lines are in the scrollback (the UI adds its display offset to a viewport row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GridPoint {
+    pub line: i32,
+    pub col: u16,
+}
+
+/// A search hit, both ends included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SearchMatch {
+    pub start: GridPoint,
+    pub end: GridPoint,
+}
+
+/// Longest search text taken from a UI field.
+pub const MAX_SEARCH_CHARS: usize = 256;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SearchError {
+    #[error("search for something: the text is empty")]
+    Empty,
+    #[error("search text longer than {MAX_SEARCH_CHARS} characters")]
+    TooLong,
 }
 
 #[derive(Default)]
@@ -153,6 +184,7 @@ pub struct Screen {
     title: Option<String>,
     needs_full: bool,
     was_alt: bool,
+    was_offset: usize,
     /// The runs last sent for each row, so a row the terminal marks damaged
     /// (alacritty always marks the cursor's) is not sent again unchanged.
     sent: Vec<Vec<Run>>,
@@ -173,6 +205,7 @@ impl Screen {
             title: None,
             needs_full: true,
             was_alt: false,
+            was_offset: 0,
             sent: Vec::new(),
         }
     }
@@ -214,7 +247,8 @@ impl Screen {
         }
         let mode = *self.term.mode();
         let alt = mode.contains(TermMode::ALT_SCREEN);
-        let mut full = self.needs_full || alt != self.was_alt;
+        let offset = self.term.grid().display_offset();
+        let mut full = self.needs_full || alt != self.was_alt || offset != self.was_offset;
         let mut damaged: Vec<usize> = Vec::new();
         // Always asked, even for a full update: it also records where the cursor
         // was, which the next partial damage is computed against.
@@ -222,7 +256,9 @@ impl Screen {
             TermDamage::Full => full = true,
             TermDamage::Partial(lines) => damaged.extend(lines.map(|d| d.line)),
         }
-        if full {
+        // Scrolled back, the view moves under the damage alacritty reports;
+        // every row is compared with what was sent instead.
+        if full || offset > 0 {
             damaged = (0..self.size.rows as usize).collect();
         }
         damaged.sort_unstable();
@@ -230,6 +266,7 @@ impl Screen {
         self.term.reset_damage();
         self.needs_full = false;
         self.was_alt = alt;
+        self.was_offset = offset;
 
         if full {
             self.sent = vec![Vec::new(); self.size.rows as usize];
@@ -260,10 +297,15 @@ impl Screen {
                 _ => CursorShape::Block,
             }
         };
+        let cursor_row = content.cursor.point.line.0 + offset as i32;
         let cursor = Cursor {
-            row: content.cursor.point.line.0.max(0) as u16,
+            row: cursor_row.clamp(0, i32::from(self.size.rows) - 1) as u16,
             col: content.cursor.point.column.0 as u16,
-            shape,
+            shape: if cursor_row < i32::from(self.size.rows) {
+                shape
+            } else {
+                CursorShape::Hidden
+            },
         };
         ScreenUpdate {
             size: self.size,
@@ -276,7 +318,92 @@ impl Screen {
             app_cursor: mode.contains(TermMode::APP_CURSOR),
             bracketed_paste: mode.contains(TermMode::BRACKETED_PASTE),
             mouse_reporting: mode.intersects(TermMode::MOUSE_MODE),
+            display_offset: offset as u32,
+            history: self.term.grid().history_size() as u32,
         }
+    }
+
+    /// Scrolls the view `lines` back into the scrollback (negative: forward).
+    pub fn scroll(&mut self, lines: i32) {
+        self.term.scroll_display(Scroll::Delta(lines));
+    }
+
+    /// Back to following the output.
+    pub fn scroll_to_bottom(&mut self) {
+        self.term.scroll_display(Scroll::Bottom);
+    }
+
+    pub fn display_offset(&self) -> usize {
+        self.term.grid().display_offset()
+    }
+
+    pub fn history_size(&self) -> usize {
+        self.term.grid().history_size()
+    }
+
+    fn clamp_point(&self, point: GridPoint) -> Point {
+        let top = -(self.history_size() as i32);
+        let bottom = i32::from(self.size.rows) - 1;
+        Point::new(
+            Line(point.line.clamp(top, bottom)),
+            Column(usize::from(point.col).min(usize::from(self.size.cols) - 1)),
+        )
+    }
+
+    /// The text from `start` to `end` (both included, in either order): wide
+    /// characters once, wrapped lines joined, hard line ends kept.
+    pub fn text_between(&self, start: GridPoint, end: GridPoint) -> String {
+        let (mut a, mut b) = (self.clamp_point(start), self.clamp_point(end));
+        if b < a {
+            std::mem::swap(&mut a, &mut b);
+        }
+        self.term.bounds_to_string(a, b)
+    }
+
+    /// Every place `query` (plain text, not a pattern) occurs in the scrollback
+    /// and the screen, oldest first, at most `limit`.
+    pub fn search(&self, query: &str, limit: usize) -> Result<Vec<SearchMatch>, SearchError> {
+        if query.is_empty() {
+            return Err(SearchError::Empty);
+        }
+        if query.chars().count() > MAX_SEARCH_CHARS {
+            return Err(SearchError::TooLong);
+        }
+        let mut regex = RegexSearch::new(&escape_regex(query)).map_err(|_| SearchError::TooLong)?;
+        let top = Point::new(Line(-(self.history_size() as i32)), Column(0));
+        let mut origin = top;
+        let mut found: Vec<SearchMatch> = Vec::new();
+        while found.len() < limit {
+            let Some(hit) =
+                self.term
+                    .search_next(&mut regex, origin, Direction::Right, Side::Left, None)
+            else {
+                break;
+            };
+            let (start, end) = (*hit.start(), *hit.end());
+            // The search wraps around at the bottom; a hit before the last one ends it.
+            if found.last().is_some_and(|last| {
+                Point::new(Line(last.start.line), Column(usize::from(last.start.col))) >= start
+            }) {
+                break;
+            }
+            let point = |p: Point| GridPoint {
+                line: p.line.0,
+                col: p.column.0 as u16,
+            };
+            found.push(SearchMatch {
+                start: point(start),
+                end: point(end),
+            });
+            origin = if end.column.0 + 1 < usize::from(self.size.cols) {
+                Point::new(end.line, end.column + 1)
+            } else if end.line.0 + 1 < i32::from(self.size.rows) {
+                Point::new(end.line + 1, Column(0))
+            } else {
+                break;
+            };
+        }
+        Ok(found)
     }
 
     /// The visible text, one string per row, trailing blanks trimmed (for tests and search).
@@ -295,7 +422,7 @@ impl Screen {
 
     fn row_runs(&self, row: usize) -> Vec<Run> {
         let grid = self.term.grid();
-        let line = &grid[Line(row as i32)];
+        let line = &grid[Line(row as i32 - grid.display_offset() as i32)];
         let mut runs: Vec<Run> = Vec::new();
         for col in 0..self.size.cols as usize {
             let cell: &Cell = &line[Column(col)];
@@ -356,6 +483,18 @@ impl Screen {
         }
         runs
     }
+}
+
+/// A literal as a pattern for alacritty's regex search.
+fn escape_regex(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len() * 2);
+    for c in text.chars() {
+        if "\\.+*?()|[]{}^$#&-~".contains(c) {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
 }
 
 fn colour(colour: Color, foreground: bool) -> Colour {
@@ -484,5 +623,67 @@ mod tests {
             r#"{"row":1,"runs":[]}"#
         );
         assert_eq!(ScreenSize::clamped(0, 0), ScreenSize { cols: 1, rows: 1 });
+    }
+
+    #[test]
+    fn scrollback_view_selection_and_search() {
+        let mut s = screen(10, 3);
+        for n in 0..8 {
+            s.feed(format!("line {n}\r\n").as_bytes());
+        }
+        s.feed("wrapped-long-text".as_bytes());
+        let _ = s.update();
+        assert_eq!(s.text(), ["line 7", "wrapped-lo", "ng-text"]);
+        assert_eq!(s.history_size(), 7);
+
+        // Scrolled back two lines: older rows come into view and are sent.
+        s.scroll(2);
+        let update = s.update();
+        assert_eq!(update.display_offset, 2);
+        assert_eq!(update.history, 7);
+        assert!(update.full);
+        assert_eq!(s.text(), ["line 5", "line 6", "line 7"]);
+        assert_eq!(
+            update.cursor.shape,
+            CursorShape::Hidden,
+            "the cursor is below the view"
+        );
+        s.scroll_to_bottom();
+        assert!(s.update().full);
+
+        // A selection across the wrap is one line; across a hard line end keeps it.
+        let wrap = s.text_between(GridPoint { line: 1, col: 0 }, GridPoint { line: 2, col: 6 });
+        assert_eq!(wrap, "wrapped-long-text");
+        let hard = s.text_between(
+            GridPoint { line: 0, col: 5 },
+            GridPoint { line: -1, col: 0 },
+        );
+        assert_eq!(hard, "line 6\nline 7");
+
+        let hits = s.search("line", 100).unwrap();
+        assert_eq!(hits.len(), 8, "{hits:?}");
+        assert_eq!(hits[0].start, GridPoint { line: -7, col: 0 });
+        assert_eq!(hits[7].end, GridPoint { line: 0, col: 3 });
+        let across_wrap = s.search("long-t", 10).unwrap();
+        assert_eq!(
+            across_wrap,
+            [SearchMatch {
+                start: GridPoint { line: 1, col: 8 },
+                end: GridPoint { line: 2, col: 3 }
+            }]
+        );
+        assert_eq!(s.search("a.c(", 10).unwrap(), []);
+        assert_eq!(s.search("", 10), Err(SearchError::Empty));
+        assert_eq!(s.search(&"x".repeat(300), 10), Err(SearchError::TooLong));
+    }
+
+    #[test]
+    fn wide_characters_are_selected_once() {
+        let mut s = screen(10, 2);
+        s.feed("a中b".as_bytes());
+        assert_eq!(
+            s.text_between(GridPoint { line: 0, col: 0 }, GridPoint { line: 0, col: 3 }),
+            "a中b"
+        );
     }
 }
