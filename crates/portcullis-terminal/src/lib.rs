@@ -223,6 +223,11 @@ impl Screen {
         }
     }
 
+    /// The next update carries every row (a view attached or reloaded).
+    pub fn refresh(&mut self) {
+        self.needs_full = true;
+    }
+
     pub fn size(&self) -> ScreenSize {
         self.size
     }
