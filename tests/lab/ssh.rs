@@ -377,6 +377,23 @@ impl Watch {
         }
     }
 
+    /// Like `until`, but leaves the events unread, as a UI that is behind would.
+    async fn until_without_reading(&self, what: &str, check: impl Fn(&[String]) -> bool) {
+        let started = Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let text = self.session.visible_text().await.unwrap_or_default();
+            if check(&text) {
+                return;
+            }
+            assert!(
+                started.elapsed() < PATIENCE,
+                "waited for {what}; the screen shows:\n{}",
+                text.join("\n")
+            );
+        }
+    }
+
     async fn ended(&mut self) -> SessionEnd {
         let started = Instant::now();
         while self.end.is_none() {
@@ -532,20 +549,39 @@ fn ssh_session_reports_a_lost_connection_when_sshd_dies() {
                 .await
                 .expect("shell");
             let mut watch = Watch::start(shell, ScreenSize::clamped(80, 24));
+            // A flood while the UI reads nothing: updates wait as one, never queue up.
+            watch.until("the prompt", |w, _| w.updates > 0).await;
+            watch.updates = 0;
+            watch.type_line("seq 1 200000; echo flood-done").await;
+            watch
+                .until_without_reading("the end of the flood", |t| {
+                    shows_line(t, "flood-done") && shows_line(t, "200000")
+                })
+                .await;
+            watch.drain();
+            let flood_updates = watch.updates;
+            // The final state always arrives once the UI reads again.
             watch.type_line("echo ready-to-die").await;
             watch
-                .until("the shell", |_, t| shows_line(t, "ready-to-die"))
+                .until("the shell", |w, t| {
+                    shows_line(t, "ready-to-die") && w.updates > flood_updates
+                })
                 .await;
             tx.send(()).unwrap();
             let end = watch.ended().await;
             let after = session.exec("true").await.err();
-            (end, after)
+            (end, after, flood_updates)
         })
     });
     rx.recv_timeout(PATIENCE)
         .expect("the session never became ready");
     lab.kill_vnet_sshd();
-    let (end, after) = waiter.join().expect("session thread");
+    let (end, after, flood_updates) = waiter.join().expect("session thread");
+    // 1.3 MB of output, and no more updates than the event channel holds.
+    assert!(
+        (1..=16).contains(&flood_updates),
+        "{flood_updates} updates were queued for an unread flood"
+    );
     match end {
         SessionEnd::Lost { cause } => assert!(!cause.is_empty()),
         other => panic!("killing sshd gave {other:?}, not a lost connection"),

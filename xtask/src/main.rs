@@ -4,6 +4,7 @@
 //!   every test (the namespace lab included, which needs root).
 //! - `cargo xtask run`: a gateway on loopback with a demo configuration it creates.
 //! - `cargo xtask bench tunnel`: the tunnel benchmark in the lab (root).
+//! - `cargo xtask bench terminal`: the terminal model, and `cat` over SSH in the lab (root).
 //!
 //! Dependency-free on purpose, so it builds in seconds on a fresh clone.
 
@@ -84,7 +85,7 @@ fn main() -> ExitCode {
         Some("run") => run_demo(),
         Some("bench") => bench(&args[1..]),
         Some("deps") => ensure_packages(TEST_PACKAGES),
-        _ => Err("usage: cargo xtask (test | run | bench tunnel | deps)".into()),
+        _ => Err("usage: cargo xtask (test | run | bench tunnel | bench terminal | deps)".into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -414,6 +415,22 @@ fn bench(args: &[String]) -> Result {
                 .env("PORTCULLIS_BIN_DIR", root().join("target/release"));
             status(run)
         }
-        _ => Err("usage: cargo xtask bench tunnel".into()),
+        Some("terminal") => {
+            ensure_packages(TEST_PACKAGES)?;
+            if !is_root() {
+                eprintln!(
+                    "xtask: not root: only the model part of the terminal benchmark runs \
+                     (the SSH part needs the namespace lab)"
+                );
+            }
+            let mut build = cargo();
+            build.args(["build", "--release", "--workspace", "--bins"]);
+            status(build)?;
+            let mut run = Command::new(root().join("target/release/bench-terminal"));
+            run.current_dir(root())
+                .env("PORTCULLIS_BIN_DIR", root().join("target/release"));
+            status(run)
+        }
+        _ => Err("usage: cargo xtask bench (tunnel | terminal)".into()),
     }
 }
