@@ -316,6 +316,79 @@ fn ssh_auth_methods_keys_agent_password_and_keyboard_interactive() {
     );
 }
 
+#[test]
+fn ssh_host_certificates_are_checked_against_cert_authority_lines() {
+    let Some(lab) =
+        Lab::lab_or_skip("ssh_host_certificates_are_checked_against_cert_authority_lines")
+    else {
+        return;
+    };
+    let ends = Ends::new(&lab, "alice");
+    let root = auth("root", vec![key(&lab, "client_ed25519")]);
+    let public = |name: &str| {
+        let text = std::fs::read_to_string(lab.path("ssh").join(format!("{name}.pub"))).unwrap();
+        text.split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(lab.path("ssh/other_ca"))
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let trusted_ca = lab.path("ca_known_hosts");
+    std::fs::write(
+        &trusted_ca,
+        format!("@cert-authority * {}\n", public("host_ca")),
+    )
+    .unwrap();
+    let other_ca = lab.path("other_ca_known_hosts");
+    std::fs::write(
+        &other_ca,
+        format!("@cert-authority * {}\n", public("other_ca")),
+    )
+    .unwrap();
+    let hop = JumpHop {
+        host: EDGE_OUT_IP.into(),
+        port: JUMP_PORT,
+        auth: root.clone(),
+    };
+    let (by_ca, wrong_name, wrong_ca) = block_on_in(&lab.out.clone(), move || async move {
+        // No plain key for vnet1 anywhere: only the authority vouches for it.
+        let ca = ends.dialer(
+            ends.trust(vec![trusted_ca.clone()]),
+            answers(false, None, None),
+        );
+        let by_ca = match connect(&ca, &gateway(), "vnet1", &root).await {
+            Ok(session) => Ok(whoami(session).await),
+            Err(e) => Err(e),
+        };
+        // The certificate names vnet1; reached by address, it does not vouch.
+        let jump = ends.dialer(
+            ends.trust(vec![trusted_ca, ends.known.clone()]),
+            answers(false, None, None),
+        );
+        let route = Route::Jump { hops: vec![hop] };
+        let wrong_name = connect(&jump, &route, VNET_IP, &root).await.err();
+        let other = ends.dialer(ends.trust(vec![other_ca]), answers(true, None, None));
+        let wrong_ca = connect(&other, &gateway(), "vnet1", &root).await.err();
+        (by_ca, wrong_name, wrong_ca)
+    });
+    assert_eq!(by_ca, Ok("root".to_owned()));
+    let wrong_name = wrong_name.expect("a certificate for another name was accepted");
+    assert!(
+        wrong_name.contains("not issued for the name"),
+        "{wrong_name}"
+    );
+    let wrong_ca = wrong_ca.expect("a certificate from an untrusted authority was accepted");
+    assert!(
+        wrong_ca.contains("no @cert-authority line trusts"),
+        "{wrong_ca}"
+    );
+}
+
 /// Collects a terminal session's events and answers questions about its screen.
 struct Watch {
     session: TerminalSession,

@@ -392,6 +392,7 @@ impl Lab {
             ("client_ecdsa", "ecdsa", ""),
             ("client_rsa", "rsa", ""),
             ("client_pass_ed25519", "ed25519", KEY_PASSPHRASE),
+            ("host_ca", "ed25519", ""),
         ] {
             run(Command::new("ssh-keygen")
                 .args(["-q", "-t", kind, "-N", passphrase, "-C", "lab", "-f"])
@@ -425,9 +426,15 @@ impl Lab {
                 public("jump_host_ed25519")?
             ),
         )?;
+        // A host certificate for the catalog name, offered to clients that ask for one.
+        run(Command::new("ssh-keygen")
+            .args(["-q", "-s"])
+            .arg(ssh.join("host_ca"))
+            .args(["-I", "vnet1-host", "-h", "-n", "vnet1", "-V", "-5m:+1d"])
+            .arg(ssh.join("host_ed25519.pub")))?;
         self.make_vnet_user()?;
         let config = format!(
-            "Port 22\nListenAddress {VNET_IP}\nHostKey {host}\nPidFile {pid}\n\
+            "Port 22\nListenAddress {VNET_IP}\nHostKey {host}\nHostCertificate {host}-cert.pub\nPidFile {pid}\n\
              AuthorizedKeysFile {keys}\nPermitRootLogin prohibit-password\nPasswordAuthentication yes\n\
              KbdInteractiveAuthentication yes\nUsePAM yes\nStrictModes no\nAcceptEnv LANG PORTCULLIS_*\n",
             host = ssh.join("host_ed25519").display(),

@@ -38,6 +38,14 @@ impl HostKeyTrust {
             .chain(std::iter::once(self.app_store.as_path()))
     }
 
+    /// Whether some file has an `@cert-authority` line for this host: only then is
+    /// the server asked for a host certificate (as OpenSSH does).
+    pub fn has_cert_authority(&self, host: &str, port: u16) -> bool {
+        self.read()
+            .iter()
+            .any(|(_, parsed)| !parsed.cert_authorities(host, port).is_empty())
+    }
+
     /// Every file that exists, parsed, with the name to show in errors.
     fn read(&self) -> Vec<(String, KnownHosts)> {
         self.files()

@@ -263,9 +263,23 @@ impl SshSession {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        let mut preferred = russh::Preferred::default();
+        if trust.has_cert_authority(&target.host, target.port) {
+            use russh::keys::Algorithm;
+            preferred.host_key_certificates = std::borrow::Cow::Owned(vec![
+                Algorithm::Ed25519,
+                Algorithm::Ecdsa {
+                    curve: russh::keys::EcdsaCurve::NistP256,
+                },
+                Algorithm::Rsa {
+                    hash: Some(russh::keys::HashAlg::Sha512),
+                },
+            ]);
+        }
         let config = Arc::new(client::Config {
             keepalive_interval: Some(options.keepalive_interval),
             keepalive_max: options.keepalive_max,
+            preferred,
             ..Default::default()
         });
         let refusal = Arc::new(Mutex::new(None));
