@@ -758,6 +758,51 @@ fn portcullis_ssh_cli_exit_status_trust_and_known_hosts() {
     let again = ssh(&empty_home, &["known-hosts", "remove", "vnet1"]);
     assert!(!again.status.success());
 
+    // In a terminal (util-linux `script` makes the pty): the size reaches the
+    // server, and an unknown key is asked about on /dev/tty.
+    require_tool("script");
+    let portcullis = bin("portcullis").display().to_string();
+    let cli_home = lab.path("home-alice").display().to_string();
+    let in_pty = |home: &PathBuf, line: &str, input: &[u8]| {
+        let mut cmd = Command::new("ip");
+        cmd.args([
+            "netns",
+            "exec",
+            &lab.out,
+            "script",
+            "-qefc",
+            line,
+            "/dev/null",
+        ])
+        .env("HOME", home)
+        .env_remove("SSH_AUTH_SOCK");
+        pipe_bytes(&mut cmd, Some(input))
+    };
+    let out = in_pty(
+        &user_home,
+        &format!(
+            "stty cols 100 rows 30; exec {portcullis} --home {cli_home} ssh -t -i {key} root@vnet1 -- 'stty size; exit 4'"
+        ),
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(text(&out).contains("30 100"), "{}", text(&out));
+    let asked_home = lab.path("asked-home");
+    std::fs::create_dir_all(&asked_home).unwrap();
+    let out = in_pty(
+        &asked_home,
+        &format!("exec {portcullis} --home {cli_home} ssh -i {key} root@vnet1 -- 'exit 6'"),
+        b"yes\n",
+    );
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    assert!(
+        text(&out).contains("Are you sure you want to continue connecting"),
+        "{}",
+        text(&out)
+    );
+    let remembered = std::fs::read_to_string(format!("{cli_home}/known_hosts")).unwrap();
+    assert!(remembered.starts_with("vnet1 ssh-ed25519 "), "{remembered}");
+
     // Through the jump host, by address, like ssh -J.
     let jump = format!("root@{EDGE_OUT_IP}:{JUMP_PORT}");
     let out = ssh(
