@@ -351,7 +351,7 @@ fn ssh_host_certificates_are_checked_against_cert_authority_lines() {
     )
     .unwrap();
     let hop = JumpHop {
-        host: EDGE_OUT_IP.into(),
+        host: JUMP_IP.into(),
         port: JUMP_PORT,
         auth: root.clone(),
     };
@@ -500,7 +500,7 @@ fn ssh_terminal_through_a_jump_host_resizes_runs_full_screen_programs_and_exits(
     let ends = Ends::new(&lab, "alice");
     let root = auth("root", vec![key(&lab, "client_ed25519")]);
     let hop = JumpHop {
-        host: EDGE_OUT_IP.into(),
+        host: JUMP_IP.into(),
         port: JUMP_PORT,
         auth: root.clone(),
     };
@@ -514,7 +514,7 @@ fn ssh_terminal_through_a_jump_host_resizes_runs_full_screen_programs_and_exits(
         .take(2)
         .collect::<Vec<_>>()
         .join(" ");
-    std::fs::write(&changed, format!("[{EDGE_OUT_IP}]:{JUMP_PORT} {other}\n")).unwrap();
+    std::fs::write(&changed, format!("[{JUMP_IP}]:{JUMP_PORT} {other}\n")).unwrap();
 
     let (end, alt_seen, alt_after, jump_changed, direct_refused) =
         block_on_in(&lab.out.clone(), move || async move {
@@ -804,7 +804,7 @@ fn portcullis_ssh_cli_exit_status_trust_and_known_hosts() {
     assert!(remembered.starts_with("vnet1 ssh-ed25519 "), "{remembered}");
 
     // Through the jump host, by address, like ssh -J.
-    let jump = format!("root@{EDGE_OUT_IP}:{JUMP_PORT}");
+    let jump = format!("root@{JUMP_IP}:{JUMP_PORT}");
     let out = ssh(
         &user_home,
         &[

@@ -25,7 +25,9 @@ pub const VNET_IP: &str = "10.202.0.2";
 pub const GATEWAY_PORT: u16 = 443;
 pub const ECHO_PORT: u16 = 7;
 pub const PASSWORD: &str = "lab-password-1";
-/// OpenSSH jump host in the edge namespace, on the outside address.
+/// OpenSSH jump host in the edge namespace, on an outside address of its own (a
+/// jump host is another machine; the gateway's address shows only its TLS port).
+pub const JUMP_IP: &str = "10.201.0.3";
 pub const JUMP_PORT: u16 = 2222;
 /// A password user that exists only inside the vnet namespace (its own
 /// /etc/passwd, /etc/shadow and PAM files, bind-mounted by `ip netns exec`).
@@ -288,6 +290,7 @@ impl Lab {
         for (ns, dev, addr) in [
             (&lab.out, &a, OUT_IP),
             (&lab.edge, &b, EDGE_OUT_IP),
+            (&lab.edge, &b, JUMP_IP),
             (&lab.edge, &c, EDGE_VNET_IP),
             (&lab.vnet, &d, VNET_IP),
         ] {
@@ -421,7 +424,7 @@ impl Lab {
         std::fs::write(
             ssh.join("known_hosts"),
             format!(
-                "vnet1,{VNET_IP} {}\n[{EDGE_OUT_IP}]:{JUMP_PORT} {}\n",
+                "vnet1,{VNET_IP} {}\n[{JUMP_IP}]:{JUMP_PORT} {}\n",
                 public("host_ed25519")?,
                 public("jump_host_ed25519")?
             ),
@@ -446,7 +449,7 @@ impl Lab {
         self.spawn_sshd(&vnet, "sshd")?;
         wait_for_port(&self.vnet, format!("{VNET_IP}:22").parse()?, "sshd");
         let jump = format!(
-            "Port {JUMP_PORT}\nListenAddress {EDGE_OUT_IP}\nHostKey {host}\nPidFile {pid}\n\
+            "Port {JUMP_PORT}\nListenAddress {JUMP_IP}\nHostKey {host}\nPidFile {pid}\n\
              AuthorizedKeysFile {keys}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n\
              KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nAllowTcpForwarding yes\n",
             host = ssh.join("jump_host_ed25519").display(),
@@ -458,7 +461,7 @@ impl Lab {
         self.spawn_sshd(&edge, "jump")?;
         wait_for_port(
             &self.edge,
-            format!("{EDGE_OUT_IP}:{JUMP_PORT}").parse()?,
+            format!("{JUMP_IP}:{JUMP_PORT}").parse()?,
             "jump sshd",
         );
         Ok(())

@@ -182,12 +182,7 @@ fn ssh_cat(stream: &[u8]) -> Vec<SshRun> {
         let status = Command::new("ip")
             .args(["netns", "exec", &lab.out, "ssh", "-F"])
             .arg(&config)
-            .args([
-                "-J",
-                &format!("root@{EDGE_OUT_IP}:{JUMP_PORT}"),
-                VNET_IP,
-                "cat",
-            ])
+            .args(["-J", &format!("root@{JUMP_IP}:{JUMP_PORT}"), VNET_IP, "cat"])
             .arg(&file)
             .stdout(Stdio::null())
             .status()

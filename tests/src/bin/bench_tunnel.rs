@@ -166,40 +166,9 @@ fn main() {
     lab.gw(&["grant", "add", "alice", "--host", "sink1"], None);
     lab.login("alice");
 
-    // A jump sshd in edge, for OpenSSH's forward and ProxyJump.
+    // The lab's jump sshd (edge namespace, its own outside address) serves
+    // OpenSSH's forward and ProxyJump; the lab's known_hosts knows it and vnet1.
     let ssh_dir = lab.path("ssh");
-    let jump_config = std::fs::read_to_string(ssh_dir.join("sshd_config"))
-        .unwrap()
-        .replace(
-            &format!("ListenAddress {VNET_IP}"),
-            &format!("ListenAddress {EDGE_OUT_IP}"),
-        )
-        .replace("Port 22", "Port 2222")
-        .replace("sshd.pid", "jump.pid");
-    std::fs::write(ssh_dir.join("jump_config"), jump_config).unwrap();
-    let edge = lab.edge.clone();
-    let jump_args = [
-        "-D",
-        "-e",
-        "-f",
-        ssh_dir.join("jump_config").to_str().unwrap(),
-    ]
-    .map(str::to_owned);
-    let jump_refs: Vec<&str> = jump_args.iter().map(String::as_str).collect();
-    lab.spawn_in(&edge, std::path::Path::new("/usr/sbin/sshd"), &jump_refs);
-    wait_for_port(
-        &lab.out,
-        format!("{EDGE_OUT_IP}:2222").parse().unwrap(),
-        "jump sshd",
-    );
-    let host_key = std::fs::read_to_string(ssh_dir.join("host_ed25519.pub")).unwrap();
-    let mut parts = host_key.split_whitespace();
-    let (kind, key) = (parts.next().unwrap(), parts.next().unwrap());
-    std::fs::write(
-        ssh_dir.join("known_hosts"),
-        format!("vnet1 {kind} {key}\n[{EDGE_OUT_IP}]:2222 {kind} {key}\n{VNET_IP} {kind} {key}\n"),
-    )
-    .unwrap();
 
     // Both relays stay up for all rounds; the lab stops them with everything else.
     let (listener, port) = lab.tunnel_listener("alice", "sink1");
@@ -208,10 +177,10 @@ fn main() {
     forward_args.extend([
         "-N".to_owned(),
         "-p".to_owned(),
-        "2222".to_owned(),
+        JUMP_PORT.to_string(),
         "-L".to_owned(),
         format!("127.0.0.1:{forward_port}:{sink_addr}"),
-        format!("root@{EDGE_OUT_IP}"),
+        format!("root@{JUMP_IP}"),
     ]);
     let forward_refs: Vec<&str> = forward_args.iter().map(String::as_str).collect();
     let out_ns = lab.out.clone();
@@ -322,7 +291,7 @@ fn main() {
             .arg(&ssh_config)
             .args([
                 "-J",
-                &format!("root@{EDGE_OUT_IP}:2222"),
+                &format!("root@{JUMP_IP}:{JUMP_PORT}"),
                 &format!("root@{VNET_IP}"),
                 "true",
             ])
