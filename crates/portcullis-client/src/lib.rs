@@ -8,6 +8,7 @@ pub mod api;
 pub mod dial;
 pub mod error;
 pub mod home;
+pub mod inventory;
 pub mod known_hosts;
 pub mod session;
 pub mod ssh;
