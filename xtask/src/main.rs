@@ -2,7 +2,9 @@
 //!
 //! - `cargo xtask test`: system packages, fmt, clippy, forbidden dependency edges,
 //!   every test (the namespace lab included, which needs root).
-//! - `cargo xtask run`: a gateway on loopback with a demo configuration it creates.
+//! - `cargo xtask run`: builds the UI and starts the desktop app on the SQLite
+//!   inventory in the user's data folder (`PORTCULLIS_HOME` overrides it).
+//! - `cargo xtask demo-gateway`: a gateway on loopback with a demo configuration it creates.
 //! - `cargo xtask bench tunnel`: the tunnel benchmark in the lab (root).
 //! - `cargo xtask bench terminal`: the terminal model, and `cat` over SSH in the lab (root).
 //!
@@ -22,11 +24,38 @@ const TEST_PACKAGES: &[&str] = &[
     "procps",
     // A full-screen program for the terminal tests (alternate screen).
     "vim-tiny",
+    // The desktop app: Tauri's build dependencies, the UI toolchain, and the
+    // real window driven over WebDriver under Xvfb.
+    "libwebkit2gtk-4.1-dev",
+    "libgtk-3-dev",
+    "librsvg2-dev",
+    "pkg-config",
+    "build-essential",
+    "file",
+    "xdg-utils",
+    "nodejs",
+    "npm",
+    "xvfb",
+    "webkit2gtk-driver",
+    // `script`, to give the CLI a real terminal in tests.
+    "bsdutils",
     // Only the command-line tool, to play an operator's CA in the lab; nothing links OpenSSL.
     "openssl",
 ];
 /// Debian packages `run` needs.
-const RUN_PACKAGES: &[&str] = &["openssh-client"];
+const DEMO_PACKAGES: &[&str] = &["openssh-client"];
+/// Debian packages `run` needs to build and open the desktop app.
+const RUN_PACKAGES: &[&str] = &[
+    "libwebkit2gtk-4.1-dev",
+    "libgtk-3-dev",
+    "librsvg2-dev",
+    "pkg-config",
+    "build-essential",
+    "file",
+    "xdg-utils",
+    "nodejs",
+    "npm",
+];
 
 /// Dependency edges that must not exist: (crate, forbidden dependency, why).
 const FORBIDDEN_EDGES: &[(&str, &str, &str)] = &[
@@ -82,10 +111,14 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
-        Some("run") => run_demo(),
+        Some("run") => run_app(),
+        Some("demo-gateway") => run_demo(),
         Some("bench") => bench(&args[1..]),
         Some("deps") => ensure_packages(TEST_PACKAGES),
-        _ => Err("usage: cargo xtask (test | run | bench tunnel | bench terminal | deps)".into()),
+        _ => Err(
+            "usage: cargo xtask (test | run | demo-gateway | bench tunnel | bench terminal | deps)"
+                .into(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -192,6 +225,10 @@ fn test() -> Result {
     fmt.args(["fmt", "--all", "--", "--check"]);
     status(fmt)?;
 
+    // Before clippy: the desktop crate embeds the built UI (ui/dist).
+    step("ui: install, type-check, lint, unit tests, build");
+    check_ui()?;
+
     step("cargo clippy -D warnings");
     let mut clippy = cargo();
     clippy.args([
@@ -206,9 +243,6 @@ fn test() -> Result {
 
     step("forbidden dependency edges");
     check_edges()?;
-
-    step("ui: type-check and lint");
-    check_ui()?;
 
     step("build the binaries the lab starts");
     let mut build = cargo();
@@ -323,7 +357,7 @@ fn check_ui() -> Result {
     ci.current_dir(root().join("ui"))
         .args(["ci", "--no-audit", "--no-fund"]);
     status(ci)?;
-    for script in ["typecheck", "lint", "test"] {
+    for script in ["typecheck", "lint", "test", "build"] {
         let mut npm = Command::new("npm");
         npm.current_dir(root().join("ui")).args(["run", script]);
         status(npm)?;
@@ -331,9 +365,33 @@ fn check_ui() -> Result {
     Ok(())
 }
 
+/// Builds the UI and the desktop app, then runs the app (the window) in the foreground.
+fn run_app() -> Result {
+    ensure_packages(RUN_PACKAGES)?;
+    step("ui: install and build");
+    let mut ci = Command::new("npm");
+    ci.current_dir(root().join("ui"))
+        .args(["ci", "--no-audit", "--no-fund"]);
+    status(ci)?;
+    let mut build_ui = Command::new("npm");
+    build_ui
+        .current_dir(root().join("ui"))
+        .args(["run", "build"]);
+    status(build_ui)?;
+    step("build the desktop app");
+    let mut build = cargo();
+    build.args(["build", "-p", "portcullis-desktop"]);
+    status(build)?;
+    step("start the desktop app");
+    let app = root().join("target/debug/portcullis-desktop");
+    let mut run = Command::new(app);
+    run.env("NO_AT_BRIDGE", "1");
+    status(run)
+}
+
 /// A gateway on 127.0.0.1:8443 with a demo user and a demo host (this machine's sshd).
 fn run_demo() -> Result {
-    ensure_packages(RUN_PACKAGES)?;
+    ensure_packages(DEMO_PACKAGES)?;
     let mut build = cargo();
     build.args(["build", "-p", "portcullis-gateway", "-p", "portcullis-cli"]);
     status(build)?;
@@ -394,7 +452,7 @@ fn run_demo() -> Result {
          \x20 echo portcullis-demo | {cli} login https://127.0.0.1:8443 --user demo --password-stdin --fingerprint {fingerprint}\n\
          \x20 {cli} hosts\n\
          \x20 ssh -o ProxyCommand='{cli} tunnel this-machine --stdio' you@this-machine\n\
-         (The desktop app replaces this demo when the desktop-app issue lands.)\n",
+         The desktop app (`cargo xtask run`) signs in to it with the same URL, user and password.\n",
         cli = cli.display()
     );
     status(gw(&["serve"]))

@@ -26,7 +26,7 @@ pub enum PinPolicy<'a> {
     /// The operator gave this fingerprint out of band.
     Expect(CertFingerprint),
     /// Ask a person (on a terminal); `true` trusts the shown fingerprint.
-    Ask(&'a mut dyn FnMut(&GatewayUrl, &CertFingerprint) -> bool),
+    Ask(&'a mut (dyn FnMut(&GatewayUrl, &CertFingerprint) -> bool + Send)),
     /// Nobody to ask: refuse with an error that says what to pass.
     Refuse,
 }

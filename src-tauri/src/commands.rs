@@ -1,0 +1,538 @@
+//! The commands the UI may call: a few lines each over the client core.
+
+use std::sync::Arc;
+
+use portcullis_client::Client;
+use portcullis_client::dial::{Dialer, JumpHop, Route};
+use portcullis_client::home::ClientHome;
+use portcullis_client::inventory::{
+    Folder, Gateway, HistoryEntry, Host, HostDraft, Inventory, Protocol, RouteSpec,
+};
+use portcullis_client::session::PinPolicy;
+use portcullis_client::ssh::{
+    AuthMethod, HostKeyTrust, PtyRequest, SshAuth, SshSession, SshTarget,
+};
+use portcullis_client::terminal::{SessionEnd, TerminalEvent, TerminalSession};
+use portcullis_proto::wire::HostEntry;
+use portcullis_proto::{CertFingerprint, Secret};
+use portcullis_terminal::input::{Key, Modifiers, encode_key, encode_paste};
+use portcullis_terminal::{GridPoint, ScreenSize, SearchMatch};
+use tauri::State;
+use tauri::ipc::Channel;
+
+use crate::error::UiError;
+use crate::sessions::{PromptAnswer, SessionEvent, Sessions};
+
+/// Longest paste or typed text taken in one call.
+pub const MAX_INPUT_BYTES: usize = 1 << 20;
+/// Lines kept in each terminal's scrollback.
+pub const SCROLLBACK_LINES: usize = 10_000;
+
+pub struct AppState {
+    pub home: ClientHome,
+    pub client: Arc<Client>,
+    pub inventory: Inventory,
+    pub sessions: Sessions,
+}
+
+impl AppState {
+    pub async fn open(home: ClientHome) -> Result<AppState, UiError> {
+        let inventory = Inventory::open(&home.dir().join("inventory.db")).await?;
+        Ok(AppState {
+            client: Arc::new(Client::new(home.clone())),
+            home,
+            inventory,
+            sessions: Sessions::default(),
+        })
+    }
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct SignedIn {
+    pub url: String,
+    pub user: String,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct Overview {
+    pub hosts: Vec<Host>,
+    pub folders: Vec<Folder>,
+    pub gateways: Vec<Gateway>,
+    pub recent: Vec<HistoryEntry>,
+    pub signed_in: Vec<SignedIn>,
+    pub home: String,
+}
+
+#[tauri::command]
+pub async fn overview(state: State<'_, AppState>) -> Result<Overview, UiError> {
+    let signed_in = state
+        .client
+        .signed_in()?
+        .into_iter()
+        .map(|g| SignedIn {
+            url: g.url,
+            user: g.user,
+        })
+        .collect();
+    Ok(Overview {
+        hosts: state.inventory.hosts().await?,
+        folders: state.inventory.folders().await?,
+        gateways: state.inventory.gateways().await?,
+        recent: state.inventory.recent(20).await?,
+        signed_in,
+        home: state.home.dir().display().to_string(),
+    })
+}
+
+#[tauri::command]
+pub async fn host_save(state: State<'_, AppState>, draft: HostDraft) -> Result<Host, UiError> {
+    Ok(state.inventory.save_host(&draft).await?)
+}
+
+#[tauri::command]
+pub async fn host_duplicate(state: State<'_, AppState>, id: i64) -> Result<Host, UiError> {
+    Ok(state.inventory.duplicate_host(id).await?)
+}
+
+#[tauri::command]
+pub async fn host_delete(state: State<'_, AppState>, id: i64) -> Result<(), UiError> {
+    Ok(state.inventory.delete_host(id).await?)
+}
+
+#[tauri::command]
+pub async fn folder_add(
+    state: State<'_, AppState>,
+    name: String,
+    parent_id: Option<i64>,
+) -> Result<Folder, UiError> {
+    Ok(state.inventory.add_folder(&name, parent_id).await?)
+}
+
+#[tauri::command]
+pub async fn folder_delete(state: State<'_, AppState>, id: i64) -> Result<(), UiError> {
+    Ok(state.inventory.delete_folder(id).await?)
+}
+
+/// Signs in; without `fingerprint`, a certificate no system CA vouches for comes
+/// back as `certificate_unconfirmed` with its fingerprint for the person to confirm.
+#[tauri::command]
+pub async fn gateway_sign_in(
+    state: State<'_, AppState>,
+    url: String,
+    user: String,
+    password: String,
+    fingerprint: Option<String>,
+) -> Result<SignedIn, UiError> {
+    let password = Secret::new(password);
+    if password.expose().is_empty() {
+        return Err(UiError::invalid("password", "enter the password"));
+    }
+    if password.expose().len() > portcullis_proto::wire::MAX_PASSWORD_LEN {
+        return Err(UiError::invalid("password", "that password is too long"));
+    }
+    let policy = match fingerprint {
+        Some(text) => PinPolicy::Expect(
+            text.parse::<CertFingerprint>()
+                .map_err(|e| UiError::invalid("fingerprint", e.to_string()))?,
+        ),
+        None => PinPolicy::Refuse,
+    };
+    let outcome = state
+        .client
+        .login(&url, user.trim(), password, policy)
+        .await?;
+    state
+        .inventory
+        .save_gateway(
+            &outcome.gateway,
+            &outcome.user,
+            outcome.pinned.as_ref().map(ToString::to_string).as_deref(),
+        )
+        .await?;
+    Ok(SignedIn {
+        url: outcome.gateway,
+        user: outcome.user,
+    })
+}
+
+/// The hosts a signed-in gateway grants: read-only, never copied into the inventory.
+#[tauri::command]
+pub async fn gateway_hosts(
+    state: State<'_, AppState>,
+    url: String,
+) -> Result<Vec<HostEntry>, UiError> {
+    Ok(state.client.hosts(Some(&url)).await?.hosts)
+}
+
+/// What the UI asks to open.
+#[derive(Debug, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Target {
+    Inventory {
+        id: i64,
+    },
+    Gateway {
+        gateway: String,
+        host: String,
+        user: String,
+    },
+}
+
+fn default_methods() -> Vec<AuthMethod> {
+    let mut methods = Vec::new();
+    if std::env::var_os("SSH_AUTH_SOCK").is_some() {
+        methods.push(AuthMethod::Agent);
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        for name in ["id_ed25519", "id_ecdsa", "id_rsa"] {
+            let path = std::path::Path::new(&home).join(".ssh").join(name);
+            if path.exists() {
+                methods.push(AuthMethod::KeyFile { path });
+            }
+        }
+    }
+    methods.push(AuthMethod::KeyboardInteractive);
+    methods.push(AuthMethod::Password);
+    methods
+}
+
+fn auth_of(host: &Host) -> SshAuth {
+    SshAuth {
+        user: if host.user.is_empty() {
+            std::env::var("USER").unwrap_or_else(|_| "root".into())
+        } else {
+            host.user.clone()
+        },
+        methods: if host.auth.is_empty() {
+            default_methods()
+        } else {
+            host.auth.clone()
+        },
+        agent_socket: None,
+    }
+}
+
+/// Where to connect: route, the name host keys are checked under, port, auth,
+/// and the history labels.
+struct Plan {
+    route: Route,
+    host: String,
+    port: u16,
+    auth: SshAuth,
+    label: String,
+    gateway_url: Option<String>,
+}
+
+async fn plan(state: &AppState, target: Target) -> Result<Plan, UiError> {
+    match target {
+        Target::Gateway {
+            gateway,
+            host,
+            user,
+        } => {
+            let user = user.trim().to_owned();
+            if user.is_empty()
+                || user.len() > 64
+                || user.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err(UiError::invalid("user", "enter the user name to log in as"));
+            }
+            Ok(Plan {
+                route: Route::Gateway {
+                    gateway: Some(gateway.clone()),
+                },
+                label: host.clone(),
+                host,
+                port: 22,
+                auth: SshAuth {
+                    user,
+                    methods: default_methods(),
+                    agent_socket: None,
+                },
+                gateway_url: Some(gateway),
+            })
+        }
+        Target::Inventory { id } => {
+            let host = state.inventory.host(id).await?;
+            if host.protocol != Protocol::Ssh {
+                return Err(UiError::new(
+                    "unsupported",
+                    "RDP sessions are not available yet",
+                ));
+            }
+            let (route, gateway_url) = match &host.route {
+                RouteSpec::Direct => (Route::Direct, None),
+                RouteSpec::Gateway { gateway_id } => {
+                    let gateways = state.inventory.gateways().await?;
+                    let gateway =
+                        gateways
+                            .iter()
+                            .find(|g| g.id == *gateway_id)
+                            .ok_or_else(|| {
+                                UiError::new("not_found", "the host's gateway was removed")
+                            })?;
+                    (
+                        Route::Gateway {
+                            gateway: Some(gateway.url.clone()),
+                        },
+                        Some(gateway.url.clone()),
+                    )
+                }
+                RouteSpec::Jump { hops } => {
+                    let all = state.inventory.hosts().await?;
+                    let mut jump = Vec::with_capacity(hops.len());
+                    for name in hops {
+                        let hop = all.iter().find(|h| &h.name == name).ok_or_else(|| {
+                            UiError::new("not_found", format!("jump host {name:?} was removed"))
+                        })?;
+                        jump.push(JumpHop {
+                            host: hop.address.clone(),
+                            port: hop.port,
+                            auth: auth_of(hop),
+                        });
+                    }
+                    (Route::Jump { hops: jump }, None)
+                }
+            };
+            Ok(Plan {
+                route,
+                host: host.address.clone(),
+                port: host.port,
+                auth: auth_of(&host),
+                label: host.name,
+                gateway_url,
+            })
+        }
+    }
+}
+
+/// Opens an SSH terminal and returns its id at once; connecting, prompts, the
+/// screen and the end arrive as events on `channel`.
+#[tauri::command]
+pub async fn session_open(
+    app: tauri::AppHandle,
+    state: State<'_, AppState>,
+    target: Target,
+    cols: u16,
+    rows: u16,
+    channel: Channel<SessionEvent>,
+) -> Result<u64, UiError> {
+    let plan = plan(&state, target).await?;
+    let id = state.sessions.next_id();
+    let history = state
+        .inventory
+        .record_start(&plan.label, plan.gateway_url.as_deref())
+        .await?;
+    let _ = channel.send(SessionEvent::State {
+        state: "connecting",
+        route: None,
+    });
+    tauri::async_runtime::spawn(run_session(
+        app,
+        id,
+        plan,
+        history,
+        ScreenSize::clamped(cols, rows),
+        channel,
+    ));
+    Ok(id)
+}
+
+async fn run_session(
+    app: tauri::AppHandle,
+    id: u64,
+    plan: Plan,
+    history: i64,
+    size: ScreenSize,
+    channel: Channel<SessionEvent>,
+) {
+    use tauri::Manager;
+    let state = app.state::<AppState>();
+    let prompter = state.sessions.prompter(channel.clone());
+    let trust = HostKeyTrust::standard(state.home.dir().join("known_hosts"));
+    let dialer = Dialer::new(Some(Arc::clone(&state.client)), trust, prompter);
+    let connected = async {
+        let connection = dialer.dial(&plan.route, &plan.host, plan.port).await?;
+        let route = connection.route();
+        let session = SshSession::connect(
+            connection,
+            SshTarget {
+                host: plan.host.clone(),
+                port: plan.port,
+            },
+            &plan.auth,
+            dialer.trust.clone(),
+            Arc::clone(&dialer.prompter),
+            &dialer.ssh,
+        )
+        .await?;
+        let mut pty = PtyRequest::xterm(size.cols, size.rows);
+        pty.env.push(("COLORTERM".into(), "truecolor".into()));
+        let shell = session.open_shell(Some(&pty), None).await?;
+        Ok::<_, UiError>((session, shell, route))
+    };
+    let (session, shell, route) = match connected.await {
+        Ok(parts) => parts,
+        Err(error) => {
+            let _ = state.inventory.record_end(history, error.code).await;
+            let _ = channel.send(SessionEvent::Failed { error });
+            return;
+        }
+    };
+    let (events_tx, mut events) = tokio::sync::mpsc::channel(8);
+    state.sessions.insert(
+        id,
+        TerminalSession::start(shell, size, SCROLLBACK_LINES, events_tx),
+    );
+    let _ = channel.send(SessionEvent::State {
+        state: "connected",
+        route: Some(route),
+    });
+    let mut end = SessionEnd::Closed;
+    while let Some(event) = events.recv().await {
+        match event {
+            TerminalEvent::Screen(update) => {
+                // The window went away: nobody will read this session again.
+                if channel.send(SessionEvent::Screen { update }).is_err() {
+                    end = SessionEnd::ClosedByUser;
+                    break;
+                }
+            }
+            TerminalEvent::Ended(ended) => {
+                end = ended;
+                break;
+            }
+        }
+    }
+    if let Some(terminal) = state.sessions.remove(id) {
+        terminal.close().await;
+    }
+    session.close().await;
+    let outcome = match &end {
+        SessionEnd::Exited {
+            status: Some(code), ..
+        } => format!("exited {code}"),
+        SessionEnd::Exited {
+            signal: Some(signal),
+            ..
+        } => format!("killed by {signal}"),
+        SessionEnd::Exited { .. } | SessionEnd::Closed => "closed".into(),
+        SessionEnd::Lost { .. } => "connection lost".into(),
+        SessionEnd::ClosedByUser => "closed by user".into(),
+    };
+    let _ = state.inventory.record_end(history, &outcome).await;
+    let _ = channel.send(SessionEvent::Ended { end });
+}
+
+#[tauri::command]
+pub async fn session_key(
+    state: State<'_, AppState>,
+    id: u64,
+    key: Key,
+    mods: Modifiers,
+    app_cursor: bool,
+) -> Result<(), UiError> {
+    let bytes = encode_key(key, mods, app_cursor);
+    send_input(&state, id, bytes).await
+}
+
+#[tauri::command]
+pub async fn session_paste(
+    state: State<'_, AppState>,
+    id: u64,
+    text: String,
+    bracketed: bool,
+) -> Result<(), UiError> {
+    if text.len() > MAX_INPUT_BYTES {
+        return Err(UiError::invalid("paste", "that paste is larger than 1 MiB"));
+    }
+    send_input(&state, id, encode_paste(&text, bracketed)).await
+}
+
+async fn send_input(state: &AppState, id: u64, bytes: Vec<u8>) -> Result<(), UiError> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    state
+        .sessions
+        .get(id)?
+        .input(bytes)
+        .await
+        .map_err(|_| UiError::new("no_session", "the session has ended"))
+}
+
+#[tauri::command]
+pub async fn session_resize(
+    state: State<'_, AppState>,
+    id: u64,
+    cols: u16,
+    rows: u16,
+) -> Result<(), UiError> {
+    state
+        .sessions
+        .get(id)?
+        .resize(ScreenSize::clamped(cols, rows))
+        .await
+        .map_err(|_| UiError::new("no_session", "the session has ended"))
+}
+
+#[tauri::command]
+pub async fn session_scroll(
+    state: State<'_, AppState>,
+    id: u64,
+    lines: i32,
+) -> Result<(), UiError> {
+    state
+        .sessions
+        .get(id)?
+        .scroll(lines.clamp(-100_000, 100_000))
+        .await
+        .map_err(|_| UiError::new("no_session", "the session has ended"))
+}
+
+#[tauri::command]
+pub async fn session_copy(
+    state: State<'_, AppState>,
+    id: u64,
+    start: GridPoint,
+    end: GridPoint,
+) -> Result<String, UiError> {
+    state
+        .sessions
+        .get(id)?
+        .text_between(start, end)
+        .await
+        .map_err(|_| UiError::new("no_session", "the session has ended"))
+}
+
+#[tauri::command]
+pub async fn session_search(
+    state: State<'_, AppState>,
+    id: u64,
+    query: String,
+) -> Result<Vec<SearchMatch>, UiError> {
+    state
+        .sessions
+        .get(id)?
+        .search(query, 1000)
+        .await
+        .map_err(|_| UiError::new("no_session", "the session has ended"))?
+        .map_err(|e| UiError::invalid("search", e.to_string()))
+}
+
+#[tauri::command]
+pub async fn session_close(state: State<'_, AppState>, id: u64) -> Result<(), UiError> {
+    if let Some(session) = state.sessions.remove(id) {
+        session.close().await;
+    }
+    Ok(())
+}
+
+#[tauri::command]
+pub fn prompt_answer(
+    state: State<'_, AppState>,
+    id: u64,
+    answer: PromptAnswer,
+) -> Result<(), UiError> {
+    state.sessions.answer(id, answer)
+}

@@ -1,0 +1,225 @@
+// Types of what crosses the IPC boundary (mirrors src-tauri and the client core)
+// and thin wrappers over `invoke`. The Rust side validates everything again.
+
+import { Channel, invoke } from "@tauri-apps/api/core";
+
+export type Protocol = "ssh" | "rdp";
+
+export type RouteSpec =
+  | { via: "direct" }
+  | { via: "gateway"; gateway_id: number }
+  | { via: "jump"; hops: string[] };
+
+export type AuthMethod =
+  | { method: "agent" }
+  | { method: "key_file"; path: string }
+  | { method: "password" }
+  | { method: "keyboard_interactive" };
+
+export interface HostDraft {
+  id: number | null;
+  name: string;
+  address: string;
+  port: number;
+  protocol: Protocol;
+  route: RouteSpec;
+  user: string;
+  auth: AuthMethod[];
+  credential_ref: string | null;
+  folder_id: number | null;
+  tags: string[];
+  notes: string;
+  favourite: boolean;
+}
+
+export interface Host extends HostDraft {
+  id: number;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface Folder {
+  id: number;
+  name: string;
+  parent_id: number | null;
+}
+
+export interface Gateway {
+  id: number;
+  url: string;
+  user: string;
+  pinned_fingerprint: string | null;
+}
+
+export interface HistoryEntry {
+  id: number;
+  host_name: string;
+  gateway_url: string | null;
+  started_at: number;
+  ended_at: number | null;
+  outcome: string | null;
+}
+
+export interface SignedIn {
+  url: string;
+  user: string;
+}
+
+export interface Overview {
+  hosts: Host[];
+  folders: Folder[];
+  gateways: Gateway[];
+  recent: HistoryEntry[];
+  signed_in: SignedIn[];
+  home: string;
+}
+
+export interface GatewayHost {
+  name: string;
+  protocol: Protocol;
+  tags: string[];
+}
+
+export interface UiError {
+  code: string;
+  message: string;
+  field?: string;
+  fingerprint?: string;
+}
+
+export type Colour = "default" | { indexed: number } | { rgb: number };
+
+export interface Run {
+  text: string;
+  fg: Colour;
+  bg: Colour;
+  bold?: boolean;
+  italic?: boolean;
+  underline?: boolean;
+  inverse?: boolean;
+  wide?: boolean;
+}
+
+export interface RowUpdate {
+  row: number;
+  runs: Run[];
+}
+
+export type CursorShape = "block" | "underline" | "beam" | "hidden";
+
+export interface ScreenUpdate {
+  size: { cols: number; rows: number };
+  full: boolean;
+  rows: RowUpdate[];
+  cursor: { row: number; col: number; shape: CursorShape };
+  title?: string;
+  bell?: boolean;
+  alt_screen: boolean;
+  app_cursor: boolean;
+  bracketed_paste: boolean;
+  mouse_reporting: boolean;
+  display_offset: number;
+  history: number;
+}
+
+export interface UnknownHostKey {
+  host: string;
+  port: number;
+  key_type: string;
+  fingerprint: string;
+}
+
+export type Prompt =
+  | { kind: "host_key"; id: number; key: UnknownHostKey }
+  | { kind: "password"; id: number; user: string; host: string }
+  | { kind: "passphrase"; id: number; key_file: string }
+  | {
+      kind: "interactive";
+      id: number;
+      request: { user: string; host: string; name: string; instructions: string; prompts: [string, boolean][] };
+    };
+
+export type SessionEnd =
+  | { kind: "exited"; status: number | null; signal: string | null }
+  | { kind: "closed" }
+  | { kind: "lost"; cause: string }
+  | { kind: "closed_by_user" };
+
+export type SessionEvent =
+  | { kind: "state"; state: "connecting" | "connected"; route: string | null }
+  | { kind: "screen"; update: ScreenUpdate }
+  | { kind: "prompt"; prompt: Prompt }
+  | { kind: "failed"; error: UiError }
+  | { kind: "ended"; end: SessionEnd };
+
+export type Key =
+  | { char: string }
+  | { f: number }
+  | "enter"
+  | "tab"
+  | "backspace"
+  | "escape"
+  | "up"
+  | "down"
+  | "left"
+  | "right"
+  | "home"
+  | "end"
+  | "page_up"
+  | "page_down"
+  | "insert"
+  | "delete";
+
+export interface Modifiers {
+  shift: boolean;
+  alt: boolean;
+  ctrl: boolean;
+}
+
+export type Target =
+  | { kind: "inventory"; id: number }
+  | { kind: "gateway"; gateway: string; host: string; user: string };
+
+export type PromptAnswer =
+  | { kind: "host_key"; decision: "reject" | "accept_once" | "accept_and_remember" }
+  | { kind: "secret"; value: string | null }
+  | { kind: "answers"; values: string[] | null };
+
+export function isUiError(value: unknown): value is UiError {
+  return typeof value === "object" && value !== null && "code" in value && "message" in value;
+}
+
+/** Any rejection as a UiError (the Rust side always sends one; anything else is a bug). */
+export function asUiError(value: unknown): UiError {
+  if (isUiError(value)) {
+    return value;
+  }
+  return { code: "internal", message: String(value) };
+}
+
+export const api = {
+  overview: () => invoke<Overview>("overview"),
+  hostSave: (draft: HostDraft) => invoke<Host>("host_save", { draft }),
+  hostDuplicate: (id: number) => invoke<Host>("host_duplicate", { id }),
+  hostDelete: (id: number) => invoke<null>("host_delete", { id }),
+  folderAdd: (name: string, parentId: number | null) => invoke<Folder>("folder_add", { name, parentId }),
+  folderDelete: (id: number) => invoke<null>("folder_delete", { id }),
+  gatewaySignIn: (url: string, user: string, password: string, fingerprint: string | null) =>
+    invoke<SignedIn>("gateway_sign_in", { url, user, password, fingerprint }),
+  gatewayHosts: (url: string) => invoke<GatewayHost[]>("gateway_hosts", { url }),
+  sessionOpen: (target: Target, cols: number, rows: number, onEvent: (event: SessionEvent) => void) => {
+    const channel = new Channel<SessionEvent>();
+    channel.onmessage = onEvent;
+    return invoke<number>("session_open", { target, cols, rows, channel });
+  },
+  sessionKey: (id: number, key: Key, mods: Modifiers, appCursor: boolean) =>
+    invoke<null>("session_key", { id, key, mods, appCursor }),
+  sessionPaste: (id: number, text: string, bracketed: boolean) =>
+    invoke<null>("session_paste", { id, text, bracketed }),
+  sessionResize: (id: number, cols: number, rows: number) => invoke<null>("session_resize", { id, cols, rows }),
+  sessionScroll: (id: number, lines: number) => invoke<null>("session_scroll", { id, lines }),
+  sessionCopy: (id: number, start: { line: number; col: number }, end: { line: number; col: number }) =>
+    invoke<string>("session_copy", { id, start, end }),
+  sessionClose: (id: number) => invoke<null>("session_close", { id }),
+  promptAnswer: (id: number, answer: PromptAnswer) => invoke<null>("prompt_answer", { id, answer }),
+};

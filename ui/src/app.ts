@@ -1,0 +1,876 @@
+// The window: sidebar (search, favourites, recent, folders, local hosts, and the
+// hosts each signed-in gateway grants), tabs of sessions, and the dialogs.
+
+import {
+  api,
+  asUiError,
+  type GatewayHost,
+  type Host,
+  type HostDraft,
+  type Overview,
+  type Prompt,
+  type PromptAnswer,
+  type RouteSpec,
+  type SessionEnd,
+  type SessionEvent,
+  type Target,
+  type UiError,
+} from "./api";
+import { clear, h } from "./dom";
+import { keyFromEvent } from "./keys";
+import { filter, pieces, type Ranges } from "./search";
+import { TerminalView } from "./screen";
+
+interface Tab {
+  key: number;
+  title: string;
+  target: Target;
+  sessionId: number | null;
+  state: "connecting" | "connected" | "closed";
+  reason: string;
+  view: TerminalView;
+  panel: HTMLElement;
+  status: HTMLElement;
+}
+
+type ListEntry =
+  | { kind: "local"; host: Host }
+  | { kind: "gateway"; gateway: string; user: string; host: GatewayHost };
+
+export class App {
+  private overview: Overview = { hosts: [], folders: [], gateways: [], recent: [], signed_in: [], home: "" };
+  private gatewayHosts = new Map<string, GatewayHost[]>();
+  private gatewayErrors = new Map<string, string>();
+  private tabs: Tab[] = [];
+  private active: Tab | null = null;
+  private nextTab = 1;
+  private selected = 0;
+  private entries: ListEntry[] = [];
+
+  private readonly search = h("input", {
+    id: "search",
+    type: "search",
+    placeholder: "Search hosts  (Ctrl+K)",
+    "aria-label": "Search hosts",
+  });
+  private readonly list = h("nav", { id: "host-list", "aria-label": "Hosts" });
+  private readonly tabBar = h("div", { id: "tabs", role: "tablist" });
+  private readonly panels = h("div", { id: "panels" });
+  private readonly dialog = h("dialog", { id: "dialog" });
+  private readonly notice = h("div", { id: "notice", role: "status", "aria-live": "polite" });
+
+  constructor(private readonly root: HTMLElement) {}
+
+  async start(): Promise<void> {
+    const theme = localStorage.getItem("theme") === "light" ? "light" : "dark";
+    document.documentElement.dataset["theme"] = theme;
+    const themeButton = h("button", { id: "theme", type: "button", title: "Switch between dark and light" }, "◐");
+    themeButton.addEventListener("click", () => {
+      const next = document.documentElement.dataset["theme"] === "light" ? "dark" : "light";
+      document.documentElement.dataset["theme"] = next;
+      localStorage.setItem("theme", next);
+    });
+    const addHost = h("button", { id: "add-host", type: "button" }, "Add host");
+    addHost.addEventListener("click", () => this.editHost(null));
+    const signIn = h("button", { id: "sign-in", type: "button" }, "Sign in to gateway");
+    signIn.addEventListener("click", () => this.signInDialog());
+    const sidebar = h(
+      "aside",
+      { class: "sidebar" },
+      h("div", { class: "brand" }, h("span", { class: "logo" }, "▥"), "Portcullis", themeButton),
+      this.search,
+      h("div", { class: "actions" }, addHost, signIn),
+      this.list,
+    );
+    const main = h("main", {}, this.tabBar, this.panels);
+    this.root.append(h("div", { class: "app" }, sidebar, main), this.dialog, this.notice);
+
+    this.search.addEventListener("input", () => {
+      this.selected = 0;
+      this.renderList();
+    });
+    this.search.addEventListener("keydown", (e) => this.listKeys(e));
+    this.list.addEventListener("keydown", (e) => this.listKeys(e));
+    document.addEventListener("keydown", (e) => {
+      if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "k") {
+        e.preventDefault();
+        this.search.focus();
+        this.search.select();
+      }
+    });
+    window.addEventListener("resize", () => this.fitActive());
+    await this.refresh();
+    this.search.focus();
+  }
+
+  private say(message: string): void {
+    this.notice.textContent = message;
+    this.notice.classList.add("shown");
+    window.setTimeout(() => this.notice.classList.remove("shown"), 6000);
+  }
+
+  async refresh(): Promise<void> {
+    try {
+      this.overview = await api.overview();
+    } catch (e) {
+      this.say(asUiError(e).message);
+    }
+    await Promise.all(
+      this.overview.signed_in.map(async (g) => {
+        try {
+          this.gatewayHosts.set(g.url, await api.gatewayHosts(g.url));
+          this.gatewayErrors.delete(g.url);
+        } catch (e) {
+          this.gatewayErrors.set(g.url, asUiError(e).message);
+        }
+      }),
+    );
+    this.renderList();
+    if (this.tabs.length === 0) {
+      this.renderEmpty();
+    }
+  }
+
+  // ---- the host list ----
+
+  private renderList(): void {
+    clear(this.list);
+    this.entries = [];
+    const query = this.search.value;
+    const searching = query.trim().length > 0;
+    const hosts = filter(this.overview.hosts, query);
+    const section = (title: string, id: string) => {
+      const el = h("section", { class: "list-section", "data-section": id }, h("h2", {}, title));
+      this.list.append(el);
+      return el;
+    };
+    const add = (parent: HTMLElement, entry: ListEntry, ranges: { name: Ranges; address: Ranges; tags: Ranges[] }) => {
+      const index = this.entries.length;
+      this.entries.push(entry);
+      parent.append(this.hostButton(entry, ranges, index));
+    };
+    if (!searching) {
+      const favourites = hosts.filter((r) => r.item.favourite);
+      if (favourites.length > 0) {
+        const el = section("Favourites", "favourites");
+        favourites.forEach((r) => add(el, { kind: "local", host: r.item }, r.hit));
+      }
+      const recentNames = [...new Set(this.overview.recent.map((r) => r.host_name))].slice(0, 5);
+      const recent = recentNames
+        .map((name) => this.overview.hosts.find((host) => host.name === name))
+        .filter((host): host is Host => host !== undefined);
+      if (recent.length > 0) {
+        const el = section("Recent", "recent");
+        recent.forEach((host) => add(el, { kind: "local", host }, { name: [], address: [], tags: host.tags.map(() => []) }));
+      }
+    }
+    if (hosts.length > 0) {
+      const el = section(searching ? "Matching hosts" : "Hosts", "local");
+      // Folders as nested groups; unfiled hosts first.
+      const byFolder = new Map<number | null, typeof hosts>();
+      for (const r of hosts) {
+        const key = searching ? null : r.item.folder_id;
+        byFolder.set(key, [...(byFolder.get(key) ?? []), r]);
+      }
+      (byFolder.get(null) ?? []).forEach((r) => add(el, { kind: "local", host: r.item }, r.hit));
+      const renderFolder = (parentId: number | null, depth: number, into: HTMLElement) => {
+        for (const folder of this.overview.folders.filter((f) => f.parent_id === parentId)) {
+          const group = h("details", { class: "folder", "data-folder": folder.name }, h("summary", {}, folder.name));
+          group.open = true;
+          group.style.setProperty("--depth", String(depth));
+          (byFolder.get(folder.id) ?? []).forEach((r) => add(group, { kind: "local", host: r.item }, r.hit));
+          renderFolder(folder.id, depth + 1, group);
+          into.append(group);
+        }
+      };
+      if (!searching) renderFolder(null, 0, el);
+    }
+    for (const gateway of this.overview.signed_in) {
+      const el = section(`${gateway.url.replace(/^https:\/\//, "")} (gateway)`, `gateway:${gateway.url}`);
+      const error = this.gatewayErrors.get(gateway.url);
+      if (error) {
+        el.append(h("p", { class: "list-error" }, error));
+        continue;
+      }
+      const granted = filter(this.gatewayHosts.get(gateway.url) ?? [], query);
+      if (granted.length === 0) {
+        el.append(h("p", { class: "muted" }, searching ? "No match." : "No hosts are granted to you here."));
+      }
+      granted.forEach((r) => add(el, { kind: "gateway", gateway: gateway.url, user: gateway.user, host: r.item }, r.hit));
+    }
+    if (this.overview.hosts.length === 0 && this.overview.signed_in.length === 0) {
+      this.list.append(
+        h("p", { class: "muted empty-list" }, "No hosts yet. Add one, or sign in to a gateway to see the hosts it grants you."),
+      );
+    } else if (this.entries.length === 0) {
+      this.list.append(h("p", { class: "muted" }, "Nothing matches."));
+    }
+    this.highlightSelection();
+  }
+
+  private hostButton(entry: ListEntry, ranges: { name: Ranges; address: Ranges; tags: Ranges[] }, index: number): HTMLElement {
+    const marked = (text: string, r: Ranges) =>
+      pieces(text, r).map((p) => (p.marked ? h("mark", {}, p.text) : document.createTextNode(p.text)));
+    const name = entry.kind === "local" ? entry.host.name : entry.host.name;
+    const address = entry.kind === "local" ? `${entry.host.address}:${entry.host.port}` : entry.host.protocol.toUpperCase();
+    const tags = entry.host.tags;
+    const button = h(
+      "button",
+      {
+        class: `host ${entry.kind}`,
+        type: "button",
+        "data-host": name,
+        "data-index": String(index),
+        title: entry.kind === "gateway" ? "Granted by the gateway (read-only)" : "Enter or double-click to connect",
+      },
+      h("span", { class: "host-name" }, ...marked(name, ranges.name)),
+      h("span", { class: "host-address" }, ...marked(address, entry.kind === "local" ? ranges.address : [])),
+      h(
+        "span",
+        { class: "host-tags" },
+        ...tags.map((tag, i) => h("span", { class: "tag" }, ...marked(tag, ranges.tags[i] ?? []))),
+      ),
+    );
+    button.addEventListener("click", () => {
+      this.selected = index;
+      this.highlightSelection();
+    });
+    button.addEventListener("dblclick", () => void this.connect(entry));
+    button.addEventListener("contextmenu", (e) => {
+      if (entry.kind === "local") {
+        e.preventDefault();
+        this.editHost(entry.host);
+      }
+    });
+    if (entry.kind === "local") {
+      const edit = h("span", { class: "host-edit", role: "button", title: "Edit", "data-edit": name }, "✎");
+      edit.addEventListener("click", (e) => {
+        e.stopPropagation();
+        this.editHost(entry.host);
+      });
+      button.append(edit);
+    }
+    return button;
+  }
+
+  private highlightSelection(): void {
+    this.list.querySelectorAll(".host").forEach((el) => {
+      const on = Number((el as HTMLElement).dataset["index"]) === this.selected;
+      el.classList.toggle("selected", on);
+      el.setAttribute("aria-selected", on ? "true" : "false");
+      if (on) (el as HTMLElement).scrollIntoView({ block: "nearest" });
+    });
+  }
+
+  private listKeys(e: KeyboardEvent): void {
+    if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+      e.preventDefault();
+      const step = e.key === "ArrowDown" ? 1 : -1;
+      this.selected = Math.min(Math.max(this.selected + step, 0), Math.max(this.entries.length - 1, 0));
+      this.highlightSelection();
+    } else if (e.key === "Enter") {
+      const entry = this.entries[this.selected];
+      if (entry) {
+        e.preventDefault();
+        void this.connect(entry);
+      }
+    } else if (e.key === "Escape") {
+      this.search.value = "";
+      this.renderList();
+    }
+  }
+
+  // ---- sessions ----
+
+  private async connect(entry: ListEntry): Promise<void> {
+    if (entry.kind === "local") {
+      if (entry.host.protocol !== "ssh") {
+        this.say("RDP sessions are not available yet.");
+        return;
+      }
+      this.openTab(entry.host.name, { kind: "inventory", id: entry.host.id });
+      return;
+    }
+    const user = await this.askText(`Log in to ${entry.host.name} as`, "User name", entry.user);
+    if (user === null) return;
+    this.openTab(entry.host.name, { kind: "gateway", gateway: entry.gateway, host: entry.host.name, user });
+  }
+
+  private openTab(title: string, target: Target): void {
+    const key = this.nextTab++;
+    const panel = h("section", { class: "panel", role: "tabpanel", "data-tab": String(key) });
+    const status = h("div", { class: "session-status" });
+    const screen = h("div", { class: "screen", tabindex: "0", "aria-label": `Terminal of ${title}` });
+    panel.append(status, screen);
+    const tab: Tab = {
+      key,
+      title,
+      target,
+      sessionId: null,
+      state: "connecting",
+      reason: "",
+      view: new TerminalView(screen),
+      panel,
+      status,
+    };
+    this.wireTerminal(tab, screen);
+    this.tabs.push(tab);
+    this.panels.append(panel);
+    this.activate(tab);
+    this.startSession(tab);
+  }
+
+  private startSession(tab: Tab): void {
+    tab.state = "connecting";
+    tab.reason = "";
+    this.renderTabs();
+    const { cols, rows } = this.measure(tab);
+    api
+      .sessionOpen(tab.target, cols, rows, (event) => this.onEvent(tab, event))
+      .then((id) => {
+        tab.sessionId = id;
+      })
+      .catch((e: unknown) => this.closed(tab, asUiError(e).message));
+  }
+
+  private onEvent(tab: Tab, event: SessionEvent): void {
+    switch (event.kind) {
+      case "state":
+        tab.state = event.state === "connected" ? "connected" : "connecting";
+        tab.reason = event.route ? `via ${event.route}` : "";
+        this.renderTabs();
+        if (event.state === "connected" && this.active === tab) {
+          tab.view.element.focus();
+          this.fitActive();
+        }
+        break;
+      case "screen":
+        tab.view.apply(event.update);
+        if (event.update.title) {
+          tab.reason = event.update.title;
+          this.renderTabs();
+        }
+        break;
+      case "prompt":
+        void this.answerPrompt(event.prompt);
+        break;
+      case "failed":
+        this.closed(tab, event.error.message, event.error.code);
+        break;
+      case "ended":
+        this.closed(tab, describeEnd(event.end));
+        break;
+    }
+  }
+
+  private closed(tab: Tab, reason: string, code = ""): void {
+    tab.state = "closed";
+    tab.reason = reason;
+    tab.sessionId = null;
+    tab.panel.classList.toggle("host-key-changed", code === "host_key_changed");
+    this.renderTabs();
+  }
+
+  private wireTerminal(tab: Tab, screen: HTMLElement): void {
+    screen.addEventListener("keydown", (e) => {
+      if (tab.sessionId === null) return;
+      if (e.ctrlKey && e.shiftKey && e.key.toLowerCase() === "c") {
+        e.preventDefault();
+        const text = window.getSelection()?.toString() ?? "";
+        if (text) void navigator.clipboard.writeText(text);
+        return;
+      }
+      const press = keyFromEvent(e);
+      if (!press) return;
+      e.preventDefault();
+      void api.sessionKey(tab.sessionId, press.key, press.mods, tab.view.model.appCursor).catch(() => undefined);
+    });
+    screen.addEventListener("paste", (e) => {
+      e.preventDefault();
+      const text = e.clipboardData?.getData("text/plain") ?? "";
+      if (tab.sessionId !== null && text) {
+        void api.sessionPaste(tab.sessionId, text, tab.view.model.bracketedPaste).catch((err: unknown) =>
+          this.say(asUiError(err).message),
+        );
+      }
+    });
+    screen.addEventListener(
+      "wheel",
+      (e) => {
+        if (tab.sessionId === null || tab.view.model.altScreen) return;
+        e.preventDefault();
+        void api.sessionScroll(tab.sessionId, Math.round(-e.deltaY / 20) || (e.deltaY > 0 ? -1 : 1)).catch(() => undefined);
+      },
+      { passive: false },
+    );
+  }
+
+  private measure(tab: Tab): { cols: number; rows: number } {
+    const probe = h("span", { class: "term-probe" }, "MMMMMMMMMM");
+    tab.view.element.append(probe);
+    const cell = probe.getBoundingClientRect();
+    probe.remove();
+    const width = cell.width / 10 || 8;
+    const height = cell.height || 17;
+    const box = tab.view.element.getBoundingClientRect();
+    tab.view.element.style.setProperty("--cell-width", `${width}px`);
+    tab.view.element.style.setProperty("--cell-height", `${height}px`);
+    return {
+      cols: Math.max(20, Math.floor((box.width - 16) / width)),
+      rows: Math.max(5, Math.floor((box.height - 16) / height)),
+    };
+  }
+
+  private fitActive(): void {
+    const tab = this.active;
+    if (!tab || tab.sessionId === null) return;
+    const { cols, rows } = this.measure(tab);
+    if (cols !== tab.view.model.cols || rows !== tab.view.model.rows.length) {
+      void api.sessionResize(tab.sessionId, cols, rows).catch(() => undefined);
+    }
+  }
+
+  private activate(tab: Tab): void {
+    this.active = tab;
+    for (const t of this.tabs) {
+      t.panel.classList.toggle("active", t === tab);
+    }
+    this.panels.querySelector(".empty-state")?.remove();
+    this.renderTabs();
+    tab.view.element.focus();
+    this.fitActive();
+  }
+
+  private closeTab(tab: Tab): void {
+    if (tab.sessionId !== null) {
+      void api.sessionClose(tab.sessionId).catch(() => undefined);
+    }
+    tab.panel.remove();
+    this.tabs = this.tabs.filter((t) => t !== tab);
+    const next = this.tabs[this.tabs.length - 1];
+    if (next) {
+      this.activate(next);
+    } else {
+      this.active = null;
+      this.renderTabs();
+      this.renderEmpty();
+    }
+  }
+
+  private renderTabs(): void {
+    clear(this.tabBar);
+    for (const tab of this.tabs) {
+      const close = h("span", { class: "tab-close", role: "button", title: "Close", "aria-label": `Close ${tab.title}` }, "×");
+      close.addEventListener("click", (e) => {
+        e.stopPropagation();
+        this.closeTab(tab);
+      });
+      const el = h(
+        "button",
+        {
+          class: `tab ${tab.state}${tab === this.active ? " active" : ""}`,
+          type: "button",
+          role: "tab",
+          "aria-selected": tab === this.active ? "true" : "false",
+          "data-state": tab.state,
+          title: tab.reason,
+        },
+        h("span", { class: "dot" }),
+        tab.title,
+        close,
+      );
+      el.addEventListener("click", () => this.activate(tab));
+      this.tabBar.append(el);
+      clear(tab.status);
+      if (tab.state !== "connected" || tab.reason) {
+        const label = { connecting: "Connecting…", connected: "Connected", closed: "Closed" }[tab.state];
+        tab.status.append(h("strong", {}, label), tab.reason ? ` ${tab.reason}` : "");
+        if (tab.state === "closed") {
+          const again = h("button", { type: "button", class: "reconnect" }, "Reconnect");
+          again.addEventListener("click", () => this.startSession(tab));
+          tab.status.append(again);
+        }
+      }
+      tab.status.dataset["state"] = tab.state;
+    }
+  }
+
+  private renderEmpty(): void {
+    if (this.panels.querySelector(".empty-state")) {
+      this.panels.querySelector(".empty-state")?.remove();
+    }
+    const add = h("button", { type: "button" }, "Add a host");
+    add.addEventListener("click", () => this.editHost(null));
+    const signIn = h("button", { type: "button" }, "Sign in to a gateway");
+    signIn.addEventListener("click", () => this.signInDialog());
+    const empty = this.overview.hosts.length === 0 && this.overview.signed_in.length === 0;
+    this.panels.append(
+      h(
+        "div",
+        { class: "empty-state" },
+        h("h1", {}, empty ? "Nothing here yet" : "Pick a host"),
+        h(
+          "p",
+          {},
+          empty
+            ? "Add the hosts you manage, or sign in to your organisation's gateway to see the hosts it grants you. Importing from other tools is not available yet."
+            : "Search with Ctrl+K, move with the arrow keys, press Enter to connect.",
+        ),
+        empty ? h("div", { class: "actions" }, add, signIn) : null,
+      ),
+    );
+  }
+
+  // ---- prompts and dialogs ----
+
+  private async answerPrompt(prompt: Prompt): Promise<void> {
+    let answer: PromptAnswer;
+    switch (prompt.kind) {
+      case "host_key": {
+        const decision = await this.choose(
+          "Unknown host key",
+          [
+            `The authenticity of host ${prompt.key.host} can't be established.`,
+            `${prompt.key.key_type} key fingerprint is ${prompt.key.fingerprint}.`,
+            "Compare it with the fingerprint the host's administrator gave you.",
+          ],
+          [
+            ["accept_once", "Accept once"],
+            ["accept_and_remember", "Always trust"],
+            ["reject", "Cancel"],
+          ],
+        );
+        answer = {
+          kind: "host_key",
+          decision: decision === "accept_once" || decision === "accept_and_remember" ? decision : "reject",
+        };
+        break;
+      }
+      case "password":
+        answer = { kind: "secret", value: await this.askText(`Password for ${prompt.user}@${prompt.host}`, "Password", "", true) };
+        break;
+      case "passphrase":
+        answer = { kind: "secret", value: await this.askText(`Passphrase for ${prompt.key_file}`, "Passphrase", "", true) };
+        break;
+      case "interactive": {
+        const values: string[] = [];
+        for (const [text, echo] of prompt.request.prompts) {
+          const value = await this.askText(prompt.request.instructions || `${prompt.request.user}@${prompt.request.host}`, text, "", !echo);
+          if (value === null) {
+            answer = { kind: "answers", values: null };
+            await api.promptAnswer(prompt.id, answer).catch(() => undefined);
+            return;
+          }
+          values.push(value);
+        }
+        answer = { kind: "answers", values };
+        break;
+      }
+    }
+    await api.promptAnswer(prompt.id, answer).catch((e: unknown) => this.say(asUiError(e).message));
+  }
+
+  private showDialog(title: string, body: Node[], buttons: HTMLElement[], className = ""): void {
+    clear(this.dialog);
+    this.dialog.className = className;
+    this.dialog.append(h("h2", {}, title), ...body, h("div", { class: "dialog-buttons" }, ...buttons));
+    if (!this.dialog.open) this.dialog.showModal();
+  }
+
+  private closeDialog(): void {
+    if (this.dialog.open) this.dialog.close();
+  }
+
+  private choose(title: string, lines: string[], options: [string, string][]): Promise<string> {
+    return new Promise((resolve) => {
+      const buttons = options.map(([value, label]) => {
+        const b = h("button", { type: "button", "data-choice": value }, label);
+        b.addEventListener("click", () => {
+          this.closeDialog();
+          resolve(value);
+        });
+        return b;
+      });
+      this.dialog.addEventListener("cancel", () => resolve("reject"), { once: true });
+      this.showDialog(title, lines.map((l) => h("p", { class: "mono-wrap" }, l)), buttons, "prompt-dialog");
+      buttons[0]?.focus();
+    });
+  }
+
+  private askText(title: string, label: string, initial: string, secret = false): Promise<string | null> {
+    return new Promise((resolve) => {
+      const input = h("input", { type: secret ? "password" : "text", value: initial, "aria-label": label, name: "answer" });
+      const ok = h("button", { type: "submit", class: "primary" }, "OK");
+      const cancel = h("button", { type: "button" }, "Cancel");
+      const form = h("form", { class: "ask" }, h("label", {}, label, input));
+      let done = false;
+      const finish = (value: string | null) => {
+        if (done) return;
+        done = true;
+        this.closeDialog();
+        resolve(value);
+      };
+      form.addEventListener("submit", (e) => {
+        e.preventDefault();
+        const value = input.value;
+        input.value = "";
+        finish(value);
+      });
+      ok.addEventListener("click", (e) => {
+        e.preventDefault();
+        form.requestSubmit();
+      });
+      cancel.addEventListener("click", () => finish(null));
+      this.dialog.addEventListener("cancel", () => finish(null), { once: true });
+      this.showDialog(title, [form], [cancel, ok], "ask-dialog");
+      input.focus();
+    });
+  }
+
+  private signInDialog(fingerprintToConfirm?: { url: string; user: string; fingerprint: string }): void {
+    const url = h("input", { name: "url", type: "url", placeholder: "https://gateway.example.com", value: fingerprintToConfirm?.url ?? "" });
+    const user = h("input", { name: "user", type: "text", value: fingerprintToConfirm?.user ?? "" });
+    const password = h("input", { name: "password", type: "password" });
+    const error = h("p", { class: "form-error", role: "alert" });
+    const fields: HTMLElement[] = [
+      h("label", {}, "Gateway URL", url),
+      h("label", {}, "User name", user),
+      h("label", {}, "Password", password),
+    ];
+    if (fingerprintToConfirm) {
+      fields.push(
+        h(
+          "div",
+          { class: "fingerprint-confirm" },
+          h("p", {}, "This gateway's certificate is not vouched for by a system authority. Compare its SHA-256 fingerprint with the one your administrator gave you:"),
+          h("code", { class: "fingerprint" }, fingerprintToConfirm.fingerprint),
+        ),
+      );
+    }
+    const cancel = h("button", { type: "button" }, "Cancel");
+    cancel.addEventListener("click", () => this.closeDialog());
+    const submit = h("button", { type: "button", class: "primary", id: "sign-in-submit" }, fingerprintToConfirm ? "Trust and sign in" : "Sign in");
+    const go = async () => {
+      error.textContent = "";
+      submit.disabled = true;
+      try {
+        const done = await api.gatewaySignIn(url.value.trim(), user.value.trim(), password.value, fingerprintToConfirm?.fingerprint ?? null);
+        password.value = "";
+        this.closeDialog();
+        this.say(`Signed in to ${done.url} as ${done.user}.`);
+        await this.refresh();
+      } catch (e) {
+        const err = asUiError(e);
+        if (err.code === "certificate_unconfirmed" && err.fingerprint) {
+          const pending = { url: url.value.trim(), user: user.value.trim(), fingerprint: err.fingerprint };
+          const keep = password.value;
+          this.signInDialog(pending);
+          const again = this.dialog.querySelector<HTMLInputElement>("input[name=password]");
+          if (again) again.value = keep;
+          return;
+        }
+        error.textContent = err.message;
+        markField(this.dialog, err);
+      } finally {
+        submit.disabled = false;
+      }
+    };
+    submit.addEventListener("click", () => void go());
+    const form = h("form", { class: "sign-in" }, ...fields, error);
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      void go();
+    });
+    this.showDialog(fingerprintToConfirm ? "Confirm the gateway's certificate" : "Sign in to a gateway", [form], [cancel, submit]);
+    (fingerprintToConfirm ? submit : url).focus();
+  }
+
+  private editHost(host: Host | null): void {
+    const draft: HostDraft = host
+      ? { ...host }
+      : {
+          id: null,
+          name: "",
+          address: "",
+          port: 22,
+          protocol: "ssh",
+          route: { via: "direct" },
+          user: "",
+          auth: [],
+          credential_ref: null,
+          folder_id: null,
+          tags: [],
+          notes: "",
+          favourite: false,
+        };
+    const field = (label: string, name: string, input: HTMLElement) =>
+      h("label", { "data-field": name }, label, input, h("span", { class: "field-error", "data-error-for": name }));
+    const name = h("input", { name: "name", value: draft.name });
+    const address = h("input", { name: "address", value: draft.address, placeholder: "host name or address" });
+    const port = h("input", { name: "port", type: "number", value: String(draft.port) });
+    const protocol = h("select", { name: "protocol" }, h("option", { value: "ssh" }, "SSH"), h("option", { value: "rdp" }, "RDP"));
+    protocol.value = draft.protocol;
+    const via = h(
+      "select",
+      { name: "via" },
+      h("option", { value: "direct" }, "Direct"),
+      ...this.overview.gateways.map((g) => h("option", { value: `gateway:${g.id}` }, `Gateway ${g.url}`)),
+      h("option", { value: "jump" }, "Jump hosts"),
+    );
+    via.value = draft.route.via === "gateway" ? `gateway:${draft.route.gateway_id}` : draft.route.via;
+    const hops = h("input", {
+      name: "hops",
+      value: draft.route.via === "jump" ? draft.route.hops.join(", ") : "",
+      placeholder: "names of jump hosts, first to last",
+    });
+    const user = h("input", { name: "user", value: draft.user });
+    const keyFile = h("input", {
+      name: "key_file",
+      value: draft.auth.find((a) => a.method === "key_file")?.method === "key_file" ? keyPath(draft) : "",
+      placeholder: "~/.ssh/id_ed25519 (empty: agent, default keys, password)",
+    });
+    const folder = h("select", { name: "folder" }, h("option", { value: "" }, "(none)"), ...this.overview.folders.map((f) => h("option", { value: String(f.id) }, f.name)));
+    folder.value = draft.folder_id === null ? "" : String(draft.folder_id);
+    const tags = h("input", { name: "tags", value: draft.tags.join(", "), placeholder: "prod, web" });
+    const notes = h("textarea", { name: "notes" });
+    notes.value = draft.notes;
+    const favourite = h("input", { name: "favourite", type: "checkbox" });
+    favourite.checked = draft.favourite;
+    const error = h("p", { class: "form-error", role: "alert" });
+
+    const form = h(
+      "form",
+      { class: "host-form" },
+      field("Name", "name", name),
+      field("Address", "address", address),
+      h("div", { class: "row" }, field("Port", "port", port), field("Protocol", "protocol", protocol)),
+      h("div", { class: "row" }, field("Route", "route", via), field("Jump hosts", "hops", hops)),
+      h("div", { class: "row" }, field("User", "user", user), field("Key file", "auth", keyFile)),
+      h("div", { class: "row" }, field("Folder", "folder", folder), field("Tags", "tags", tags)),
+      field("Notes", "notes", notes),
+      h("label", { class: "check" }, favourite, "Favourite"),
+      error,
+    );
+    const collect = (): HostDraft | string => {
+      const portNumber = Number(port.value);
+      if (!Number.isInteger(portNumber) || portNumber < 1 || portNumber > 65535) {
+        return "port";
+      }
+      let route: RouteSpec = { via: "direct" };
+      if (via.value.startsWith("gateway:")) {
+        route = { via: "gateway", gateway_id: Number(via.value.slice("gateway:".length)) };
+      } else if (via.value === "jump") {
+        route = { via: "jump", hops: hops.value.split(",").map((s) => s.trim()).filter((s) => s) };
+      }
+      return {
+        id: draft.id,
+        name: name.value,
+        address: address.value,
+        port: portNumber,
+        protocol: protocol.value === "rdp" ? "rdp" : "ssh",
+        route,
+        user: user.value,
+        auth: keyFile.value.trim() ? [{ method: "key_file", path: keyFile.value.trim() }] : [],
+        credential_ref: draft.credential_ref,
+        folder_id: folder.value ? Number(folder.value) : null,
+        tags: tags.value.split(",").map((s) => s.trim()).filter((s) => s),
+        notes: notes.value,
+        favourite: favourite.checked,
+      };
+    };
+    const save = h("button", { type: "button", class: "primary", id: "host-save" }, "Save");
+    save.addEventListener("click", () => {
+      void (async () => {
+        this.dialog.querySelectorAll(".field-error").forEach((el) => (el.textContent = ""));
+        error.textContent = "";
+        const collected = collect();
+        if (typeof collected === "string") {
+          markField(this.dialog, { code: "invalid", field: collected, message: "must be between 1 and 65535" });
+          return;
+        }
+        try {
+          await api.hostSave(collected);
+          this.closeDialog();
+          await this.refresh();
+        } catch (e) {
+          const err = asUiError(e);
+          if (!markField(this.dialog, err)) error.textContent = err.message;
+        }
+      })();
+    });
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      save.click();
+    });
+    const cancel = h("button", { type: "button" }, "Cancel");
+    cancel.addEventListener("click", () => this.closeDialog());
+    const buttons: HTMLElement[] = [];
+    if (host) {
+      const del = h("button", { type: "button", class: "danger", id: "host-delete" }, "Delete");
+      del.addEventListener("click", () => {
+        void (async () => {
+          const sure = await this.choose(`Delete ${host.name}?`, ["The host is removed from this inventory. Its sessions stay open."], [
+            ["delete", "Delete"],
+            ["reject", "Keep it"],
+          ]);
+          if (sure !== "delete") {
+            this.editHost(host);
+            return;
+          }
+          try {
+            await api.hostDelete(host.id);
+            await this.refresh();
+          } catch (e) {
+            this.say(asUiError(e).message);
+          }
+        })();
+      });
+      const dup = h("button", { type: "button", id: "host-duplicate" }, "Duplicate");
+      dup.addEventListener("click", () => {
+        void (async () => {
+          try {
+            const copy = await api.hostDuplicate(host.id);
+            await this.refresh();
+            this.editHost(copy);
+          } catch (e) {
+            error.textContent = asUiError(e).message;
+          }
+        })();
+      });
+      buttons.push(del, dup);
+    }
+    buttons.push(cancel, save);
+    this.showDialog(host ? `Edit ${host.name}` : "Add a host", [form], buttons, "host-dialog");
+    name.focus();
+  }
+}
+
+function keyPath(draft: HostDraft): string {
+  for (const a of draft.auth) {
+    if (a.method === "key_file") return a.path;
+  }
+  return "";
+}
+
+/** Shows an error beside its field; false when the error names no field on the form. */
+function markField(dialog: HTMLElement, error: UiError): boolean {
+  if (!error.field) return false;
+  const target = dialog.querySelector(`[data-error-for="${CSS.escape(error.field)}"]`);
+  if (!target) return false;
+  target.textContent = error.message;
+  dialog.querySelector<HTMLElement>(`[data-field="${CSS.escape(error.field)}"] input, [data-field="${CSS.escape(error.field)}"] select`)?.focus();
+  return true;
+}
+
+export function describeEnd(end: SessionEnd): string {
+  switch (end.kind) {
+    case "exited":
+      return end.status !== null ? `exited with status ${end.status}` : `killed by signal ${end.signal ?? "?"}`;
+    case "closed":
+      return "the server closed the session";
+    case "lost":
+      return `connection lost: ${end.cause}`;
+    case "closed_by_user":
+      return "closed";
+  }
+}
