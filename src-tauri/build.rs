@@ -23,7 +23,7 @@ fn main() {
             "gateway_sign_in",
             "gateway_hosts",
             "session_open",
-            "session_key",
+            "session_keys",
             "session_paste",
             "session_resize",
             "session_scroll",

@@ -424,15 +424,32 @@ async fn run_session(
     let _ = channel.send(SessionEvent::Ended { end });
 }
 
+/// One key press as the UI saw it.
+#[derive(Debug, serde::Deserialize)]
+pub struct KeyPress {
+    pub key: Key,
+    pub mods: Modifiers,
+}
+
+/// Most key presses taken in one call (the UI sends what queued up meanwhile).
+pub const MAX_KEYS: usize = 4096;
+
+/// Key presses, in order; the UI sends the next batch only after this one returns,
+/// so typing is never reordered.
 #[tauri::command]
-pub async fn session_key(
+pub async fn session_keys(
     state: State<'_, AppState>,
     id: u64,
-    key: Key,
-    mods: Modifiers,
+    keys: Vec<KeyPress>,
     app_cursor: bool,
 ) -> Result<(), UiError> {
-    let bytes = encode_key(key, mods, app_cursor);
+    if keys.len() > MAX_KEYS {
+        return Err(UiError::invalid("keys", "too many keys at once"));
+    }
+    let bytes: Vec<u8> = keys
+        .into_iter()
+        .flat_map(|press| encode_key(press.key, press.mods, app_cursor))
+        .collect();
     send_input(&state, id, bytes).await
 }
 

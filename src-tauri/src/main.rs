@@ -43,7 +43,7 @@ fn main() {
             commands::gateway_sign_in,
             commands::gateway_hosts,
             commands::session_open,
-            commands::session_key,
+            commands::session_keys,
             commands::session_paste,
             commands::session_resize,
             commands::session_scroll,

@@ -14,6 +14,7 @@ use portcullis_proto::token::{Claims, TokenKind, TokenSigner};
 use portcullis_proto::{CertFingerprint, Secret};
 use tokio_tungstenite::tungstenite::Message;
 
+mod desktop;
 mod ssh;
 
 fn api(lab: &Lab) -> GatewayApi {

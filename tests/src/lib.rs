@@ -16,6 +16,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod webdriver;
+
 use anyhow::{Context, bail};
 
 pub const OUT_IP: &str = "10.201.0.2";
@@ -890,4 +892,130 @@ pub fn pipe_bytes(cmd: &mut Command, stdin: Option<&[u8]>) -> Output {
     let out = child.wait_with_output().expect("wait");
     let _ = writer.join();
     out
+}
+
+/// The real desktop window under Xvfb, driven through tauri-driver, with the app
+/// in the lab's outside namespace (where a user's machine sits).
+pub struct Desktop {
+    /// tauri-driver's address, reachable from threads in the outside namespace.
+    pub driver: String,
+    pub home: PathBuf,
+    pub user_home: PathBuf,
+    pub artifacts: PathBuf,
+    namespace: String,
+    log: PathBuf,
+    xvfb: Child,
+    tauri_driver: Child,
+}
+
+/// Where screenshots of the window go (kept as CI artifacts).
+pub fn e2e_artifacts() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/e2e")
+}
+
+fn tauri_driver_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("PORTCULLIS_TAURI_DRIVER") {
+        return PathBuf::from(path);
+    }
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_else(|| PathBuf::from("/root/.cargo"));
+    cargo_home.join("bin/tauri-driver")
+}
+
+impl Desktop {
+    /// Xvfb on a display it picks itself, then tauri-driver in the outside namespace
+    /// with the app's state in fresh folders of the lab.
+    pub fn start(lab: &Lab, name: &str) -> Desktop {
+        require_tool("Xvfb");
+        require_tool("WebKitWebDriver");
+        let driver_bin = tauri_driver_binary();
+        assert!(
+            driver_bin.exists(),
+            "tauri-driver is not installed ({}); `cargo xtask test` installs it",
+            driver_bin.display()
+        );
+        let home = lab.path(&format!("{name}-app-home"));
+        let user_home = lab.path(&format!("{name}-user-home"));
+        std::fs::create_dir_all(&home).expect("app home");
+        std::fs::create_dir_all(user_home.join(".ssh")).expect("user home");
+        let mut xvfb = Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "1280x800x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start Xvfb");
+        let mut line = String::new();
+        BufReader::new(xvfb.stdout.take().expect("Xvfb stdout"))
+            .read_line(&mut line)
+            .expect("Xvfb display number");
+        let display = format!(":{}", line.trim());
+        let log_path = lab.path(&format!("{name}-tauri-driver.log"));
+        let log = std::fs::File::create(&log_path).expect("log");
+        let tauri_driver = Command::new("ip")
+            .args(["netns", "exec", &lab.out])
+            .arg(&driver_bin)
+            .args(["--port", "4444", "--native-port", "4445"])
+            .env("DISPLAY", &display)
+            .env("PORTCULLIS_HOME", &home)
+            .env("HOME", &user_home)
+            .env_remove("SSH_AUTH_SOCK")
+            .env("DBUS_SESSION_BUS_ADDRESS", "disabled:")
+            .env("NO_AT_BRIDGE", "1")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start tauri-driver");
+        Desktop {
+            driver: "127.0.0.1:4444".into(),
+            home,
+            user_home,
+            artifacts: e2e_artifacts(),
+            namespace: lab.out.clone(),
+            log: log_path,
+            xvfb,
+            tauri_driver,
+        }
+    }
+}
+
+impl Drop for Desktop {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!(
+                "---- tauri-driver, WebKitWebDriver and app output (last 60 lines) ----\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        // tauri-driver's children (WebKitWebDriver, the app) go first.
+        if let Ok(out) = Command::new("ip")
+            .args(["netns", "pids", &self.namespace])
+            .output()
+        {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+                if matches!(
+                    comm.trim(),
+                    "WebKitWebDriver" | "portcullis-desk" | "WebKitWebProces" | "WebKitNetworkPr"
+                ) {
+                    let _ = Command::new("kill").args(["-KILL", pid]).status();
+                }
+            }
+        }
+        let _ = self.tauri_driver.kill();
+        let _ = self.tauri_driver.wait();
+        let _ = self.xvfb.kill();
+        let _ = self.xvfb.wait();
+    }
 }

@@ -212,8 +212,8 @@ export const api = {
     channel.onmessage = onEvent;
     return invoke<number>("session_open", { target, cols, rows, channel });
   },
-  sessionKey: (id: number, key: Key, mods: Modifiers, appCursor: boolean) =>
-    invoke<null>("session_key", { id, key, mods, appCursor }),
+  sessionKeys: (id: number, keys: { key: Key; mods: Modifiers }[], appCursor: boolean) =>
+    invoke<null>("session_keys", { id, keys, appCursor }),
   sessionPaste: (id: number, text: string, bracketed: boolean) =>
     invoke<null>("session_paste", { id, text, bracketed }),
   sessionResize: (id: number, cols: number, rows: number) => invoke<null>("session_resize", { id, cols, rows }),

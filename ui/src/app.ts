@@ -17,12 +17,15 @@ import {
   type UiError,
 } from "./api";
 import { clear, h } from "./dom";
-import { keyFromEvent } from "./keys";
+import { keyFromEvent, type KeyPress } from "./keys";
 import { filter, pieces, type Ranges } from "./search";
 import { TerminalView } from "./screen";
 
 interface Tab {
   key: number;
+  /** Keys typed while the previous batch was on its way, sent next in order. */
+  pending: KeyPress[];
+  sending: boolean;
   title: string;
   target: Target;
   sessionId: number | null;
@@ -304,6 +307,8 @@ export class App {
     panel.append(status, screen);
     const tab: Tab = {
       key,
+      pending: [],
+      sending: false,
       title,
       target,
       sessionId: null,
@@ -383,7 +388,8 @@ export class App {
       const press = keyFromEvent(e);
       if (!press) return;
       e.preventDefault();
-      void api.sessionKey(tab.sessionId, press.key, press.mods, tab.view.model.appCursor).catch(() => undefined);
+      tab.pending.push(press);
+      void this.flushKeys(tab);
     });
     screen.addEventListener("paste", (e) => {
       e.preventDefault();
@@ -403,6 +409,21 @@ export class App {
       },
       { passive: false },
     );
+  }
+
+  /** Sends queued keys one batch at a time, so the server sees them in order. */
+  private async flushKeys(tab: Tab): Promise<void> {
+    if (tab.sending) return;
+    tab.sending = true;
+    try {
+      while (tab.pending.length > 0 && tab.sessionId !== null) {
+        const batch = tab.pending.splice(0, tab.pending.length);
+        await api.sessionKeys(tab.sessionId, batch, tab.view.model.appCursor).catch(() => undefined);
+      }
+    } finally {
+      tab.pending = [];
+      tab.sending = false;
+    }
   }
 
   private measure(tab: Tab): { cols: number; rows: number } {

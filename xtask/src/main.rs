@@ -219,6 +219,8 @@ fn ensure_packages(packages: &[&str]) -> Result {
 fn test() -> Result {
     step("system packages");
     ensure_packages(TEST_PACKAGES)?;
+    step("tauri-driver (drives the real window over WebDriver)");
+    let tauri_driver = ensure_tauri_driver()?;
 
     step("cargo fmt --check");
     let mut fmt = cargo();
@@ -256,8 +258,38 @@ fn test() -> Result {
         );
     }
     let mut tests = cargo();
-    tests.args(["test", "--workspace", "--", "--test-threads=2"]);
+    tests
+        .args(["test", "--workspace", "--", "--test-threads=2"])
+        .env("PORTCULLIS_TAURI_DRIVER", &tauri_driver);
     run_tests(tests)
+}
+
+/// The version the e2e tests were written against.
+const TAURI_DRIVER_VERSION: &str = "2.1.0";
+
+/// `tauri-driver` from crates.io, installed into cargo's bin folder when missing.
+fn ensure_tauri_driver() -> Result<PathBuf> {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .ok_or("neither CARGO_HOME nor HOME is set")?;
+    let binary = cargo_home.join("bin/tauri-driver");
+    if binary.exists() {
+        return Ok(binary);
+    }
+    eprintln!(
+        "xtask: installing tauri-driver {TAURI_DRIVER_VERSION} with cargo install (about a minute)"
+    );
+    let mut install = cargo();
+    install.args([
+        "install",
+        "--locked",
+        "--version",
+        TAURI_DRIVER_VERSION,
+        "tauri-driver",
+    ]);
+    status(install)?;
+    Ok(binary)
 }
 
 /// Runs cargo test, echoing its output, and closes with one line that adds up
