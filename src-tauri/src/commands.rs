@@ -553,3 +553,151 @@ pub fn prompt_answer(
 ) -> Result<(), UiError> {
     state.sessions.answer(id, answer)
 }
+
+#[cfg(test)]
+mod tests {
+    //! The commands through Tauri's IPC layer on the mock runtime (no window):
+    //! JSON in, JSON or a `{code, message, field}` error out.
+
+    use serde_json::{Value, json};
+    use tauri::test::{
+        INVOKE_KEY, MockRuntime, get_ipc_response, mock_builder, mock_context, noop_assets,
+    };
+    use tauri::webview::InvokeRequest;
+
+    use super::*;
+
+    struct Harness {
+        webview: tauri::WebviewWindow<MockRuntime>,
+        _app: tauri::App<MockRuntime>,
+        _dir: tempfile::TempDir,
+    }
+
+    fn harness() -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let home = ClientHome::resolve(Some(dir.path().to_path_buf())).unwrap();
+        let state = tauri::async_runtime::block_on(AppState::open(home)).unwrap();
+        let app = mock_builder()
+            .manage(state)
+            .invoke_handler(tauri::generate_handler![
+                overview,
+                host_save,
+                host_duplicate,
+                host_delete,
+                folder_add,
+                folder_delete,
+                gateway_sign_in,
+                session_keys,
+                session_paste,
+                session_close,
+                prompt_answer,
+            ])
+            .build(mock_context(noop_assets()))
+            .unwrap();
+        let webview = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
+            .build()
+            .unwrap();
+        Harness {
+            webview,
+            _app: app,
+            _dir: dir,
+        }
+    }
+
+    fn call(harness: &Harness, cmd: &str, body: Value) -> Result<Value, Value> {
+        get_ipc_response(
+            &harness.webview,
+            InvokeRequest {
+                cmd: cmd.into(),
+                callback: tauri::ipc::CallbackFn(0),
+                error: tauri::ipc::CallbackFn(1),
+                url: "tauri://localhost".parse().unwrap(),
+                body: tauri::ipc::InvokeBody::Json(body),
+                headers: Default::default(),
+                invoke_key: INVOKE_KEY.to_string(),
+            },
+        )
+        .map(|b| b.deserialize::<Value>().unwrap())
+    }
+
+    fn draft(name: &str, port: u16) -> Value {
+        json!({"draft": {
+            "id": null, "name": name, "address": "10.0.0.5", "port": port, "protocol": "ssh",
+            "route": {"via": "direct"}, "user": "admin", "auth": [], "credential_ref": null,
+            "folder_id": null, "tags": ["prod"], "notes": "", "favourite": true
+        }})
+    }
+
+    #[test]
+    fn inventory_commands_round_trip_and_refuse_bad_input_with_field_errors() {
+        let h = harness();
+        let empty = call(&h, "overview", json!({})).unwrap();
+        assert_eq!(empty["hosts"], json!([]));
+        assert_eq!(empty["signed_in"], json!([]));
+
+        let saved = call(&h, "host_save", draft("web1", 22)).unwrap();
+        let id = saved["id"].as_i64().unwrap();
+        assert_eq!(saved["tags"], json!(["prod"]));
+        let copy = call(&h, "host_duplicate", json!({"id": id})).unwrap();
+        assert_eq!(copy["name"], "web1 (copy)");
+
+        let invalid = call(&h, "host_save", draft("  ", 22)).unwrap_err();
+        assert_eq!(invalid["code"], "invalid");
+        assert_eq!(invalid["field"], "name");
+        // Port 0 is refused by the inventory, 70000 already by the IPC layer (u16).
+        assert_eq!(
+            call(&h, "host_save", draft("x", 0)).unwrap_err()["field"],
+            "port"
+        );
+        assert!(call(&h, "host_save", json!({"draft": {"name": "x"}})).is_err());
+        let mut big = draft("x", 22);
+        big["draft"]["port"] = json!(70000);
+        assert!(call(&h, "host_save", big).is_err());
+
+        let folder = call(&h, "folder_add", json!({"name": "Racks", "parentId": null})).unwrap();
+        assert_eq!(folder["name"], "Racks");
+        let missing = call(&h, "host_delete", json!({"id": 999})).unwrap_err();
+        assert_eq!(missing["code"], "not_found");
+        call(&h, "host_delete", json!({"id": id})).unwrap();
+        let after = call(&h, "overview", json!({})).unwrap();
+        assert_eq!(after["hosts"].as_array().unwrap().len(), 1);
+        assert_eq!(after["folders"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn session_and_prompt_commands_refuse_what_does_not_exist() {
+        let h = harness();
+        let keys = json!({"id": 42, "keys": [{"key": "enter", "mods": {}}], "appCursor": false});
+        assert_eq!(
+            call(&h, "session_keys", keys).unwrap_err()["code"],
+            "no_session"
+        );
+        let too_many = json!({"id": 42, "keys": vec![json!({"key": "enter", "mods": {}}); MAX_KEYS + 1], "appCursor": false});
+        assert_eq!(
+            call(&h, "session_keys", too_many).unwrap_err()["field"],
+            "keys"
+        );
+        let paste = json!({"id": 42, "text": "x".repeat(MAX_INPUT_BYTES + 1), "bracketed": true});
+        assert_eq!(
+            call(&h, "session_paste", paste).unwrap_err()["field"],
+            "paste"
+        );
+        assert_eq!(
+            call(&h, "session_close", json!({"id": 42})).unwrap(),
+            Value::Null
+        );
+        let answer = json!({"id": 7, "answer": {"kind": "secret", "value": "hunter2"}});
+        let refused = call(&h, "prompt_answer", answer).unwrap_err();
+        assert_eq!(refused["code"], "prompt_gone");
+        assert!(
+            !refused.to_string().contains("hunter2"),
+            "a secret reached an error"
+        );
+        let sign_in =
+            json!({"url": "ftp://nope", "user": "a", "password": "", "fingerprint": null});
+        assert_eq!(
+            call(&h, "gateway_sign_in", sign_in).unwrap_err()["field"],
+            "password"
+        );
+    }
+}
