@@ -34,7 +34,6 @@ const TEST_PACKAGES: &[&str] = &[
     "file",
     "xdg-utils",
     "nodejs",
-    "npm",
     "xvfb",
     "webkit2gtk-driver",
     // `script`, to give the CLI a real terminal in tests.
@@ -54,7 +53,6 @@ const RUN_PACKAGES: &[&str] = &[
     "file",
     "xdg-utils",
     "nodejs",
-    "npm",
 ];
 
 /// Dependency edges that must not exist: (crate, forbidden dependency, why).
@@ -264,6 +262,21 @@ fn test() -> Result {
     run_tests(tests)
 }
 
+/// npm comes with some Node.js packages (NodeSource's) and separately with
+/// Debian's; install Debian's only when there is no npm at all.
+fn ensure_npm() -> Result {
+    ensure_packages(&["nodejs"])?;
+    let found = Command::new("npm")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if found {
+        Ok(())
+    } else {
+        ensure_packages(&["npm"])
+    }
+}
+
 /// The version the e2e tests were written against.
 const TAURI_DRIVER_VERSION: &str = "2.1.0";
 
@@ -384,7 +397,7 @@ fn check_ui() -> Result {
         eprintln!("ui/ has no TypeScript yet (the desktop-app issue adds it): nothing to check");
         return Ok(());
     }
-    ensure_packages(&["nodejs", "npm"])?;
+    ensure_npm()?;
     let mut ci = Command::new("npm");
     ci.current_dir(root().join("ui"))
         .args(["ci", "--no-audit", "--no-fund"]);
@@ -400,6 +413,7 @@ fn check_ui() -> Result {
 /// Builds the UI and the desktop app, then runs the app (the window) in the foreground.
 fn run_app() -> Result {
     ensure_packages(RUN_PACKAGES)?;
+    ensure_npm()?;
     step("ui: install and build");
     let mut ci = Command::new("npm");
     ci.current_dir(root().join("ui"))
