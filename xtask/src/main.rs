@@ -7,6 +7,7 @@
 //! - `cargo xtask demo-gateway`: a gateway on loopback with a demo configuration it creates.
 //! - `cargo xtask bench tunnel`: the tunnel benchmark in the lab (root).
 //! - `cargo xtask bench terminal`: the terminal model, and `cat` over SSH in the lab (root).
+//! - `cargo xtask bench app`: the desktop app's start, memory and rendering (root, lab).
 //!
 //! Dependency-free on purpose, so it builds in seconds on a fresh clone.
 
@@ -114,7 +115,7 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         Some("deps") => ensure_packages(TEST_PACKAGES),
         _ => Err(
-            "usage: cargo xtask (test | run | demo-gateway | bench tunnel | bench terminal | deps)"
+            "usage: cargo xtask (test | run | demo-gateway | bench tunnel | terminal | app | deps)"
                 .into(),
         ),
     };
@@ -535,6 +536,23 @@ fn bench(args: &[String]) -> Result {
                 .env("PORTCULLIS_BIN_DIR", root().join("target/release"));
             status(run)
         }
-        _ => Err("usage: cargo xtask bench (tunnel | terminal)".into()),
+        Some("app") => {
+            ensure_packages(TEST_PACKAGES)?;
+            ensure_npm()?;
+            if !is_root() {
+                return Err("the app benchmark runs in the namespace lab and needs root".into());
+            }
+            let tauri_driver = ensure_tauri_driver()?;
+            check_ui()?;
+            let mut build = cargo();
+            build.args(["build", "--release", "--workspace", "--bins"]);
+            status(build)?;
+            let mut run = Command::new(root().join("target/release/bench-app"));
+            run.current_dir(root())
+                .env("PORTCULLIS_BIN_DIR", root().join("target/release"))
+                .env("PORTCULLIS_TAURI_DRIVER", tauri_driver);
+            status(run)
+        }
+        _ => Err("usage: cargo xtask bench (tunnel | terminal | app)".into()),
     }
 }

@@ -1,0 +1,186 @@
+//! `cargo xtask bench app`: the desktop app in the namespace lab, through the real
+//! window (Xvfb, tauri-driver, WebKitWebDriver): cold start to an interactive host
+//! list, resident memory after start and with 10 SSH tabs open, and the time to
+//! render a 10 MB burst of terminal output, beside `cat` of the same file over
+//! OpenSSH (`ssh -J`, to /dev/null) in the same run. Appends to docs/BENCHMARKS.md.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use portcullis_lab::webdriver::{ENTER, WebDriver};
+use portcullis_lab::*;
+
+const TABS: usize = 10;
+const BURST_BYTES: usize = 10 * 1000 * 1000;
+
+/// Resident memory (MiB) of the app and its WebKit processes in `ns`.
+fn app_rss_mib(ns: &str) -> f64 {
+    let out = Command::new("ip")
+        .args(["netns", "pids", ns])
+        .output()
+        .expect("ip netns pids");
+    let mut kib = 0u64;
+    for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if !matches!(
+            comm.trim(),
+            "portcullis-desk" | "WebKitWebProces" | "WebKitNetworkPr"
+        ) {
+            continue;
+        }
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        kib += status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    kib as f64 / 1024.0
+}
+
+fn open_vnet1(driver: &WebDriver, first: bool) {
+    driver.clear("#search");
+    driver.type_into("#search", "vnet1");
+    driver.type_into("#search", ENTER);
+    driver.clear("#dialog input[name=answer]");
+    driver.type_into("#dialog input[name=answer]", &format!("root{ENTER}"));
+    if first {
+        driver.click("#dialog button[data-choice=accept_and_remember]");
+    }
+}
+
+fn main() {
+    assert!(lab_available("bench-app"), "the benchmark needs root");
+    let lab = Lab::start();
+    let desktop = Desktop::start(&lab, "bench");
+    let key = desktop.user_home.join(".ssh/id_ed25519");
+    std::fs::copy(lab.path("ssh/client_ed25519"), &key).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    // The burst: printable lines, so the terminal draws every byte.
+    let burst = lab.path("burst.txt");
+    let mut text = String::with_capacity(BURST_BYTES);
+    let mut n = 0u64;
+    while text.len() < BURST_BYTES {
+        text.push_str(&format!(
+            "{n:>10} the quick brown fox jumps over the lazy dog 0123456789\n"
+        ));
+        n += 1;
+    }
+    std::fs::write(&burst, &text).unwrap();
+
+    // OpenSSH reference: the same file through the jump host, to /dev/null.
+    let ssh = lab.path("ssh");
+    let config = lab.path("ssh_bench_config");
+    std::fs::write(
+        &config,
+        format!(
+            "Host *\n  User root\n  IdentityFile {key}\n  IdentitiesOnly yes\n  BatchMode yes\n  \
+             StrictHostKeyChecking yes\n  UserKnownHostsFile {known}\n  GlobalKnownHostsFile /dev/null\n",
+            key = ssh.join("client_ed25519").display(),
+            known = ssh.join("known_hosts").display(),
+        ),
+    )
+    .unwrap();
+    let start = Instant::now();
+    let status = Command::new("ip")
+        .args(["netns", "exec", &lab.out, "ssh", "-F"])
+        .arg(&config)
+        .args(["-J", &format!("root@{JUMP_IP}:{JUMP_PORT}"), VNET_IP, "cat"])
+        .arg(&burst)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let openssh_cat = start.elapsed();
+
+    let app = bin("portcullis-desktop");
+    let address = desktop.driver.clone();
+    let out = lab.out.clone();
+    let fingerprint = lab.fingerprint.clone();
+    let gateway_url = lab.gateway_url.clone();
+    let burst_path = burst.display().to_string();
+    let (cold_start, rss_start, rss_tabs, burst_time) = in_netns(&out.clone(), move || {
+        let started = Instant::now();
+        let driver = WebDriver::start(&address, &app).expect("WebDriver session");
+        driver.wait_until(
+            "the interactive host list",
+            "return document.body.dataset.ready === '1';",
+        );
+        let cold_start = started.elapsed();
+        std::thread::sleep(Duration::from_secs(2));
+        let rss_start = app_rss_mib(&out);
+
+        driver.click("#sign-in");
+        driver.type_into("#dialog input[name=url]", &gateway_url);
+        driver.type_into("#dialog input[name=user]", "alice");
+        driver.type_into("#dialog input[name=password]", PASSWORD);
+        driver.click("#sign-in-submit");
+        let shown = driver.text("#dialog code.fingerprint");
+        assert_eq!(
+            shown.replace(':', "").to_lowercase(),
+            fingerprint.replace(':', "").to_lowercase()
+        );
+        driver.click("#sign-in-submit");
+        driver.wait(".host.gateway[data-host='vnet1']");
+        for tab in 0..TABS {
+            open_vnet1(&driver, tab == 0);
+            driver.wait_until(
+                "the tab to connect",
+                &format!(
+                    "return document.querySelectorAll('.tab.connected').length === {};",
+                    tab + 1
+                ),
+            );
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        let rss_tabs = app_rss_mib(&out);
+
+        let started = Instant::now();
+        driver.type_into(
+            ".panel.active .screen",
+            &format!("cat {burst_path}; echo burst-done{ENTER}"),
+        );
+        driver.wait_until(
+            "the end of the burst",
+            "const rows = document.querySelector('.panel.active .term-rows'); \
+             return !!rows && rows.innerText.split('\\n').some(l => l.trim() === 'burst-done');",
+        );
+        let burst_time = started.elapsed();
+        driver.screenshot(&e2e_artifacts().join("bench-10-tabs.png"));
+        driver.quit();
+        (cold_start, rss_start, rss_tabs, burst_time)
+    });
+    drop(desktop);
+
+    let now = Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let table = format!(
+        "## Desktop app benchmark, {now}\n\nMachine: {cores} cores, Xvfb 1280×800, binaries from {}. Command: `cargo xtask bench app` (namespace lab, real window through \
+         WebDriver; memory is the app plus its WebKit web and network processes).\n\n\
+         | measure | result | goal |\n|---|---|---|\n\
+         | cold start to an interactive host list (WebDriver session → list ready) | {:.0} ms | < 1000 ms |\n\
+         | resident memory after start | {rss_start:.0} MiB | < 150 MiB |\n\
+         | resident memory with {TABS} SSH tabs open | {rss_tabs:.0} MiB | |\n\
+         | 10 MB burst (`cat`) rendered in a tab, until the last line shows | {:.2} s | |\n\
+         | the same file with OpenSSH `ssh -J … cat` to /dev/null (reference) | {:.2} s | ratio {:.2}× |\n",
+        bin_dir().display(),
+        cold_start.as_secs_f64() * 1000.0,
+        burst_time.as_secs_f64(),
+        openssh_cat.as_secs_f64(),
+        burst_time.as_secs_f64() / openssh_cat.as_secs_f64(),
+    );
+    println!("{table}");
+    let path = std::path::Path::new("docs/BENCHMARKS.md");
+    let mut doc = std::fs::read_to_string(path).unwrap_or_default();
+    doc.push('\n');
+    doc.push_str(&table);
+    std::fs::write(path, doc).expect("write docs/BENCHMARKS.md");
+}
