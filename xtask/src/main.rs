@@ -71,11 +71,6 @@ const FORBIDDEN_EDGES: &[(&str, &str, &str)] = &[
         "portcullis-gateway",
         "the client never links the gateway",
     ),
-    (
-        "portcullis-client",
-        "sqlx-sqlite",
-        "the client's store arrives with the desktop issue",
-    ),
     ("portcullis-client", "axum", "the client is no server"),
     (
         "portcullis-gateway",
