@@ -504,8 +504,8 @@ impl SshSession {
         let Some(password) = prompter.password(&auth.user, &self.target.host).await else {
             return Ok(Attempt::Skipped("password not given".into()));
         };
-        // russh takes the password by value; this copy is the one it zeroizes
-        // no better than a String, which is why it lives only for this call.
+        // russh takes the password as a plain String it does not zeroize; this
+        // copy lives only for the call, the Secret zeroizes ours.
         let result = self
             .handle
             .authenticate_password(auth.user.clone(), password.expose().clone())
