@@ -15,6 +15,7 @@ pub mod ssh;
 pub mod terminal;
 pub mod tls;
 pub mod tunnel;
+pub mod vault;
 
 pub use error::ClientError;
 pub use session::Client;
