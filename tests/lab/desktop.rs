@@ -134,6 +134,14 @@ fn desktop_window_signs_in_opens_a_granted_host_and_manages_local_hosts() {
             "const h = document.querySelector(\".host.local[data-host='e2e-web']\"); \
              return !!h && h.innerText.includes('staging') && !document.querySelector('#dialog[open]');",
         );
+        // The tag filter: vnet1's tag hides the local host, a second click brings it back.
+        driver.click(".tag-filter .tag[data-tag='lab']");
+        driver.wait_until(
+            "the tag filter to hide e2e-web",
+            "return !document.querySelector(\".host.local[data-host='e2e-web']\");",
+        );
+        driver.click(".tag-filter .tag[data-tag='lab']");
+        driver.wait(".host.local[data-host='e2e-web']");
         driver.click("[data-edit='e2e-web']");
         driver.click("#host-delete");
         driver.click("#dialog button[data-choice=delete]");

@@ -18,7 +18,7 @@ import {
 } from "./api";
 import { clear, h } from "./dom";
 import { keyFromEvent, type KeyPress } from "./keys";
-import { filter, pieces, type Ranges } from "./search";
+import { allTags, filter, pieces, withTags, type Ranges } from "./search";
 import { TerminalView } from "./screen";
 
 interface Tab {
@@ -57,6 +57,8 @@ export class App {
     "aria-label": "Search hosts",
   });
   private readonly list = h("nav", { id: "host-list", "aria-label": "Hosts" });
+  private readonly tagBar = h("div", { class: "tag-filter", "aria-label": "Filter by tag" });
+  private readonly tagFilter = new Set<string>();
   private readonly tabBar = h("div", { id: "tabs", role: "tablist" });
   private readonly panels = h("div", { id: "panels" });
   private readonly dialog = h("dialog", { id: "dialog" });
@@ -83,6 +85,7 @@ export class App {
       h("div", { class: "brand" }, h("span", { class: "logo" }, "▥"), "Portcullis", themeButton),
       this.search,
       h("div", { class: "actions" }, addHost, signIn),
+      this.tagBar,
       this.list,
     );
     const main = h("main", {}, this.tabBar, this.panels);
@@ -138,12 +141,33 @@ export class App {
 
   // ---- the host list ----
 
+  private renderTags(): void {
+    clear(this.tagBar);
+    const granted = [...this.gatewayHosts.values()].flat();
+    const tags = allTags([...this.overview.hosts, ...granted]);
+    for (const tag of [...this.tagFilter]) {
+      if (!tags.includes(tag)) this.tagFilter.delete(tag);
+    }
+    for (const tag of tags) {
+      const on = this.tagFilter.has(tag);
+      const chip = h("button", { type: "button", class: on ? "tag on" : "tag", "data-tag": tag, "aria-pressed": on ? "true" : "false" }, tag);
+      chip.addEventListener("click", () => {
+        if (this.tagFilter.has(tag)) this.tagFilter.delete(tag);
+        else this.tagFilter.add(tag);
+        this.selected = 0;
+        this.renderList();
+      });
+      this.tagBar.append(chip);
+    }
+  }
+
   private renderList(): void {
+    this.renderTags();
     clear(this.list);
     this.entries = [];
     const query = this.search.value;
-    const searching = query.trim().length > 0;
-    const hosts = filter(this.overview.hosts, query);
+    const searching = query.trim().length > 0 || this.tagFilter.size > 0;
+    const hosts = filter(withTags(this.overview.hosts, this.tagFilter), query);
     const section = (title: string, id: string) => {
       const el = h("section", { class: "list-section", "data-section": id }, h("h2", {}, title));
       this.list.append(el);
@@ -197,7 +221,7 @@ export class App {
         el.append(h("p", { class: "list-error" }, error));
         continue;
       }
-      const granted = filter(this.gatewayHosts.get(gateway.url) ?? [], query);
+      const granted = filter(withTags(this.gatewayHosts.get(gateway.url) ?? [], this.tagFilter), query);
       if (granted.length === 0) {
         el.append(h("p", { class: "muted" }, searching ? "No match." : "No hosts are granted to you here."));
       }

@@ -16,6 +16,7 @@ export interface Attrs {
   "aria-label"?: string;
   "aria-live"?: string;
   "aria-selected"?: string;
+  "aria-pressed"?: string;
   [data: `data-${string}`]: string;
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { filter, match, merge, pieces } from "./search";
+import { allTags, filter, match, merge, pieces, withTags } from "./search";
 
 const hosts = [
   { name: "web1", address: "10.0.0.5", tags: ["prod", "web"], notes: "rack 4" },
@@ -41,5 +41,15 @@ describe("search", () => {
 
   it("bounds the query", () => {
     expect(filter(hosts, "w".repeat(10_000))).toEqual([]);
+  });
+});
+
+describe("tag filter", () => {
+  it("lists every tag once and keeps hosts carrying all selected tags", () => {
+    expect(allTags(hosts)).toEqual(["db", "prod", "staging", "web"]);
+    expect(withTags(hosts, new Set()).length).toBe(3);
+    expect(withTags(hosts, new Set(["prod"])).map((h) => h.name)).toEqual(["web1", "db-primary"]);
+    expect(withTags(hosts, new Set(["prod", "web"])).map((h) => h.name)).toEqual(["web1"]);
+    expect(withTags(hosts, new Set(["prod", "staging"]))).toEqual([]);
   });
 });

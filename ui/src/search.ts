@@ -120,3 +120,16 @@ export function pieces(text: string, ranges: Ranges): { text: string; marked: bo
   }
   return out;
 }
+
+/** Every tag of `items`, sorted, once. */
+export function allTags(items: Searchable[]): string[] {
+  return [...new Set(items.flatMap((item) => item.tags))].sort((a, b) => a.localeCompare(b));
+}
+
+/** The items carrying every tag of `selected` (all items when none is selected). */
+export function withTags<T extends Searchable>(items: T[], selected: ReadonlySet<string>): T[] {
+  if (selected.size === 0) {
+    return items;
+  }
+  return items.filter((item) => [...selected].every((tag) => item.tags.includes(tag)));
+}
