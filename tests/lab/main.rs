@@ -497,7 +497,19 @@ fn audit_counts_the_bytes_of_every_tunnel() {
             "tunnel {i} did not echo {size} bytes intact"
         );
     }
-    let audit = lab.audit();
+    // The client may exit a moment before the gateway has written the last close
+    // (it is written before the tunnel's slot is released, not before the client
+    // hears the end): wait for it, failing only on a hang.
+    let started = std::time::Instant::now();
+    let audit = loop {
+        let audit = lab.audit();
+        if events(&audit, "tunnel_close").len() >= sizes.len()
+            || started.elapsed() > Duration::from_secs(20)
+        {
+            break audit;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     let opens = events(&audit, "tunnel_open");
     let closes = events(&audit, "tunnel_close");
     assert_eq!(opens.len(), sizes.len());
