@@ -553,6 +553,25 @@ impl Lab {
         socket
     }
 
+    /// An OpenSSH client config (`ssh -F`) that logs in as root with the lab key and
+    /// trusts exactly the lab's host keys: options given with -o do not reach a
+    /// ProxyJump hop, a config file does.
+    pub fn openssh_jump_config(&self) -> PathBuf {
+        let ssh = self.path("ssh");
+        let config = self.path("ssh_jump_config");
+        std::fs::write(
+            &config,
+            format!(
+                "Host *\n  User root\n  IdentityFile {key}\n  IdentitiesOnly yes\n  BatchMode yes\n  \
+                 StrictHostKeyChecking yes\n  UserKnownHostsFile {known}\n  GlobalKnownHostsFile /dev/null\n",
+                key = ssh.join("client_ed25519").display(),
+                known = ssh.join("known_hosts").display(),
+            ),
+        )
+        .expect("write the ssh config");
+        config
+    }
+
     /// Kills every sshd in the vnet namespace, sessions included: a host going away.
     pub fn kill_vnet_sshd(&self) {
         let out = Command::new("ip")
@@ -892,6 +911,27 @@ pub fn pipe_bytes(cmd: &mut Command, stdin: Option<&[u8]>) -> Output {
     let out = child.wait_with_output().expect("wait");
     let _ = writer.join();
     out
+}
+
+/// "YYYY-MM-DD HH:MM UTC", for benchmark headings.
+pub fn utc_now() -> String {
+    Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Prints a benchmark's table and appends it to docs/BENCHMARKS.md.
+pub fn append_benchmark(table: &str) {
+    println!("{table}");
+    let path = Path::new("docs/BENCHMARKS.md");
+    let mut text = std::fs::read_to_string(path).unwrap_or_else(|_| {
+        "# Benchmarks\n\nAppended by `cargo xtask bench ...`; newest last.\n".into()
+    });
+    text.push('\n');
+    text.push_str(table);
+    std::fs::write(path, text).expect("write docs/BENCHMARKS.md");
 }
 
 /// The real desktop window under Xvfb, driven through tauri-driver, with the app

@@ -500,6 +500,18 @@ fn run_demo() -> Result {
     status(gw(&["serve"]))
 }
 
+/// Builds every binary in release and runs one benchmark with them.
+fn run_release_bench(name: &str, env: &[(&str, std::ffi::OsString)]) -> Result {
+    let mut build = cargo();
+    build.args(["build", "--release", "--workspace", "--bins"]);
+    status(build)?;
+    let mut run = Command::new(root().join("target/release").join(name));
+    run.current_dir(root())
+        .env("PORTCULLIS_BIN_DIR", root().join("target/release"))
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    status(run)
+}
+
 fn bench(args: &[String]) -> Result {
     match args.first().map(String::as_str) {
         Some("tunnel") => {
@@ -507,13 +519,7 @@ fn bench(args: &[String]) -> Result {
             if !is_root() {
                 return Err("the tunnel benchmark runs in the namespace lab and needs root".into());
             }
-            let mut build = cargo();
-            build.args(["build", "--release", "--workspace", "--bins"]);
-            status(build)?;
-            let mut run = Command::new(root().join("target/release/bench-tunnel"));
-            run.current_dir(root())
-                .env("PORTCULLIS_BIN_DIR", root().join("target/release"));
-            status(run)
+            run_release_bench("bench-tunnel", &[])
         }
         Some("terminal") => {
             ensure_packages(TEST_PACKAGES)?;
@@ -523,13 +529,7 @@ fn bench(args: &[String]) -> Result {
                      (the SSH part needs the namespace lab)"
                 );
             }
-            let mut build = cargo();
-            build.args(["build", "--release", "--workspace", "--bins"]);
-            status(build)?;
-            let mut run = Command::new(root().join("target/release/bench-terminal"));
-            run.current_dir(root())
-                .env("PORTCULLIS_BIN_DIR", root().join("target/release"));
-            status(run)
+            run_release_bench("bench-terminal", &[])
         }
         Some("app") => {
             ensure_packages(TEST_PACKAGES)?;
@@ -539,14 +539,10 @@ fn bench(args: &[String]) -> Result {
             }
             let tauri_driver = ensure_tauri_driver()?;
             check_ui()?;
-            let mut build = cargo();
-            build.args(["build", "--release", "--workspace", "--bins"]);
-            status(build)?;
-            let mut run = Command::new(root().join("target/release/bench-app"));
-            run.current_dir(root())
-                .env("PORTCULLIS_BIN_DIR", root().join("target/release"))
-                .env("PORTCULLIS_TAURI_DRIVER", tauri_driver);
-            status(run)
+            run_release_bench(
+                "bench-app",
+                &[("PORTCULLIS_TAURI_DRIVER", tauri_driver.into_os_string())],
+            )
         }
         _ => Err("usage: cargo xtask bench (tunnel | terminal | app)".into()),
     }

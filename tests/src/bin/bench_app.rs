@@ -79,18 +79,7 @@ fn main() {
     std::fs::write(&burst, &text).unwrap();
 
     // OpenSSH reference: the same file through the jump host, to /dev/null.
-    let ssh = lab.path("ssh");
-    let config = lab.path("ssh_bench_config");
-    std::fs::write(
-        &config,
-        format!(
-            "Host *\n  User root\n  IdentityFile {key}\n  IdentitiesOnly yes\n  BatchMode yes\n  \
-             StrictHostKeyChecking yes\n  UserKnownHostsFile {known}\n  GlobalKnownHostsFile /dev/null\n",
-            key = ssh.join("client_ed25519").display(),
-            known = ssh.join("known_hosts").display(),
-        ),
-    )
-    .unwrap();
+    let config = lab.openssh_jump_config();
     let start = Instant::now();
     let status = Command::new("ip")
         .args(["netns", "exec", &lab.out, "ssh", "-F"])
@@ -162,11 +151,7 @@ fn main() {
     });
     drop(desktop);
 
-    let now = Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
+    let now = utc_now();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let table = format!(
         "## Desktop app benchmark, {now}\n\nMachine: {cores} cores, Xvfb 1280×800, binaries from {}. Command: `cargo xtask bench app` (namespace lab, real window through \
@@ -187,10 +172,5 @@ fn main() {
         openssh_cat.as_secs_f64(),
         burst_time.as_secs_f64() / openssh_cat.as_secs_f64(),
     );
-    println!("{table}");
-    let path = std::path::Path::new("docs/BENCHMARKS.md");
-    let mut doc = std::fs::read_to_string(path).unwrap_or_default();
-    doc.push('\n');
-    doc.push_str(&table);
-    std::fs::write(path, doc).expect("write docs/BENCHMARKS.md");
+    append_benchmark(&table);
 }

@@ -165,17 +165,7 @@ fn ssh_cat(stream: &[u8]) -> Vec<SshRun> {
     std::fs::write(&file, stream).expect("write the file to cat");
     lab.login("alice");
     let ssh = lab.path("ssh");
-    let config = lab.path("ssh_bench_config");
-    std::fs::write(
-        &config,
-        format!(
-            "Host *\n  User root\n  IdentityFile {key}\n  IdentitiesOnly yes\n  BatchMode yes\n  \
-             StrictHostKeyChecking yes\n  UserKnownHostsFile {known}\n  GlobalKnownHostsFile /dev/null\n",
-            key = ssh.join("client_ed25519").display(),
-            known = ssh.join("known_hosts").display(),
-        ),
-    )
-    .expect("ssh config");
+    let config = lab.openssh_jump_config();
     let mut runs = Vec::new();
     for _ in 0..ROUNDS {
         let start = Instant::now();
@@ -326,11 +316,7 @@ fn main() {
         None
     };
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let now = Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
+    let now = utc_now();
     let mut table = format!(
         "## Terminal benchmark, {now}\n\nMachine: {cores} cores. Command: `cargo xtask bench terminal` \
          (release build; median of {ROUNDS}). Stream: {STREAM_BYTES} bytes of mixed output \
@@ -357,12 +343,5 @@ fn main() {
     } else {
         table.push_str("\nThe SSH part did not run (needs root for the namespace lab).\n");
     }
-    println!("{table}");
-    let path = std::path::Path::new("docs/BENCHMARKS.md");
-    let mut text = std::fs::read_to_string(path).unwrap_or_else(|_| {
-        "# Benchmarks\n\nAppended by `cargo xtask bench ...`; newest last.\n".into()
-    });
-    text.push('\n');
-    text.push_str(&table);
-    std::fs::write(path, text).expect("write docs/BENCHMARKS.md");
+    append_benchmark(&table);
 }

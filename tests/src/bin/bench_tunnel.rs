@@ -168,7 +168,6 @@ fn main() {
 
     // The lab's jump sshd (edge namespace, its own outside address) serves
     // OpenSSH's forward and ProxyJump; the lab's known_hosts knows it and vnet1.
-    let ssh_dir = lab.path("ssh");
 
     // Both relays stay up for all rounds; the lab stops them with everything else.
     let (listener, port) = lab.tunnel_listener("alice", "sink1");
@@ -266,17 +265,7 @@ fn main() {
     eprintln!(
         "latency: {SSH_OPENS} `ssh -J` connections (full SSH login to vnet through the jump)"
     );
-    // Options given with -o do not reach a ProxyJump hop; a config file (-F) does.
-    let ssh_config = ssh_dir.join("ssh_config");
-    std::fs::write(
-        &ssh_config,
-        format!(
-            "Host *\n  IdentityFile {}\n  IdentitiesOnly yes\n  BatchMode yes\n  StrictHostKeyChecking yes\n  UserKnownHostsFile {}\n  GlobalKnownHostsFile /dev/null\n",
-            ssh_dir.join("client_ed25519").display(),
-            ssh_dir.join("known_hosts").display()
-        ),
-    )
-    .unwrap();
+    let ssh_config = lab.openssh_jump_config();
     let mut ssh_j = Vec::with_capacity(SSH_OPENS);
     let mut ssh_proxy = Vec::with_capacity(SSH_OPENS);
     let proxy = format!(
@@ -339,15 +328,7 @@ fn main() {
             )
             .unwrap_or_else(|| "unknown CPU".into())
     );
-    let date = String::from_utf8(
-        Command::new("date")
-            .arg("-u")
-            .arg("+%Y-%m-%d %H:%M UTC")
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let date = utc_now();
     let table = format!(
         "## Tunnel benchmark, {date}\n\
          Machine: {machine}. Command: `cargo xtask bench tunnel` (release build, namespace lab).\n\n\
@@ -382,12 +363,5 @@ fn main() {
         rss_after,
         per_tunnel / 1024.0,
     );
-    println!("{table}");
-    let path = std::path::Path::new("docs/BENCHMARKS.md");
-    let mut text = std::fs::read_to_string(path).unwrap_or_else(|_| {
-        "# Benchmarks\n\nAppended by `cargo xtask bench ...`; newest last.\n".into()
-    });
-    text.push('\n');
-    text.push_str(&table);
-    std::fs::write(path, text).expect("write docs/BENCHMARKS.md");
+    append_benchmark(&table);
 }

@@ -329,6 +329,16 @@ impl SshSession {
         }
     }
 
+    /// The RSA signature hash the server accepts (SHA-2 when it says so).
+    async fn rsa_hash(&self) -> Result<Option<russh::keys::HashAlg>, SshError> {
+        Ok(self
+            .handle
+            .best_supported_rsa_hash()
+            .await
+            .map_err(|e| self.lost(e))?
+            .flatten())
+    }
+
     async fn authenticate(
         &mut self,
         auth: &SshAuth,
@@ -407,12 +417,7 @@ impl SshSession {
         if identities.is_empty() {
             return Ok(Attempt::Skipped("the agent holds no keys".into()));
         }
-        let hash = self
-            .handle
-            .best_supported_rsa_hash()
-            .await
-            .map_err(|e| self.lost(e))?
-            .flatten();
+        let hash = self.rsa_hash().await?;
         let mut remaining = None;
         for identity in identities {
             let AgentIdentity::PublicKey { key, .. } = identity else {
@@ -479,12 +484,7 @@ impl SshSession {
             }
             Err(e) => return Err(key_error(e.to_string())),
         };
-        let hash = self
-            .handle
-            .best_supported_rsa_hash()
-            .await
-            .map_err(|e| self.lost(e))?
-            .flatten();
+        let hash = self.rsa_hash().await?;
         let result = self
             .handle
             .authenticate_publickey(
