@@ -690,6 +690,9 @@ async fn write_close(
 
 /// Serves until SIGTERM or SIGINT, then drains tunnels and exits.
 pub async fn serve(config: GatewayConfig, listen: Option<SocketAddr>) -> anyhow::Result<()> {
+    // Signal handlers first: once the port accepts, a SIGTERM must drain, never kill.
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let listen = listen.unwrap_or(config.server.listen);
     let tls = crate::tls::server_config(&config.tls.certificate, &config.tls.key)?;
     let fingerprint = crate::tls::fingerprint_of(&config.tls.certificate)?;
@@ -700,8 +703,6 @@ pub async fn serve(config: GatewayConfig, listen: Option<SocketAddr>) -> anyhow:
     let local = listener.local_addr()?;
     info!(listen = %local, fingerprint = %fingerprint, "gateway listening");
 
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let connections = Arc::new(Semaphore::new(gateway.config.limits.max_connections));
     let app = router(Arc::clone(&gateway));
