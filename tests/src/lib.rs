@@ -16,6 +16,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod keyring;
 pub mod webdriver;
 
 use anyhow::{Context, bail};
@@ -146,7 +147,7 @@ pub fn require_tool(tool: &str) {
         || Path::new(tool).exists();
     assert!(
         found,
-        "{tool} is not installed: the lab needs openssh-server, openssh-client, nmap, iproute2 and openssl (`cargo xtask test` installs them)"
+        "{tool} is not installed: `cargo xtask test` installs what the lab needs"
     );
 }
 

@@ -37,6 +37,10 @@ const TEST_PACKAGES: &[&str] = &[
     "nodejs",
     "xvfb",
     "webkit2gtk-driver",
+    // A real OS keychain (Secret Service) on a private session bus.
+    "gnome-keyring",
+    "dbus-daemon",
+    "dbus-bin",
     // `script`, to give the CLI a real terminal in tests.
     "bsdutils",
     // Only the command-line tool, to play an operator's CA in the lab; nothing links OpenSSL.
