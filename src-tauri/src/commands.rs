@@ -8,6 +8,7 @@ use portcullis_client::home::ClientHome;
 use portcullis_client::inventory::{
     Folder, Gateway, HistoryEntry, Host, HostDraft, Inventory, Protocol, RouteSpec,
 };
+use portcullis_client::secrets::{SecretStore, StoreChoice, StoreStatus};
 use portcullis_client::session::PinPolicy;
 use portcullis_client::ssh::{
     AuthMethod, HostKeyTrust, PtyRequest, SshAuth, SshSession, SshTarget,
@@ -21,7 +22,7 @@ use tauri::State;
 use tauri::ipc::Channel;
 
 use crate::error::UiError;
-use crate::sessions::{PromptAnswer, SessionEvent, Sessions};
+use crate::sessions::{PasswordSlot, PromptAnswer, SavedSecrets, SessionEvent, Sessions};
 
 /// Longest paste or typed text taken in one call.
 pub const MAX_INPUT_BYTES: usize = 1 << 20;
@@ -32,16 +33,24 @@ pub struct AppState {
     pub home: ClientHome,
     pub client: Arc<Client>,
     pub inventory: Inventory,
+    pub secrets: Arc<SecretStore>,
     pub sessions: Sessions,
 }
 
 impl AppState {
     pub async fn open(home: ClientHome) -> Result<AppState, UiError> {
+        let choice = StoreChoice::from_env()?;
+        Self::open_with(home, choice).await
+    }
+
+    pub async fn open_with(home: ClientHome, choice: StoreChoice) -> Result<AppState, UiError> {
         let inventory = Inventory::open(&home.dir().join("inventory.db")).await?;
+        let secrets = Arc::new(SecretStore::open_with(home.dir(), choice, None).await?);
         Ok(AppState {
-            client: Arc::new(Client::new(home.clone())),
+            client: Arc::new(Client::with_secrets(home.clone(), Arc::clone(&secrets))),
             home,
             inventory,
+            secrets,
             sessions: Sessions::default(),
         })
     }
@@ -61,6 +70,8 @@ pub struct Overview {
     pub recent: Vec<HistoryEntry>,
     pub signed_in: Vec<SignedIn>,
     pub home: String,
+    /// Which secret store is in use, and whether it is open.
+    pub secrets: StoreStatus,
 }
 
 #[tauri::command]
@@ -81,7 +92,36 @@ pub async fn overview(state: State<'_, AppState>) -> Result<Overview, UiError> {
         recent: state.inventory.recent(20).await?,
         signed_in,
         home: state.home.dir().display().to_string(),
+        secrets: state.secrets.status().await,
     })
+}
+
+/// Opens the encrypted file store (creating it on first use); a keychain needs
+/// nothing here.
+#[tauri::command]
+pub async fn secrets_unlock(
+    state: State<'_, AppState>,
+    master: String,
+) -> Result<StoreStatus, UiError> {
+    state.secrets.unlock(Secret::new(master)).await?;
+    Ok(state.secrets.status().await)
+}
+
+#[tauri::command]
+pub async fn secrets_lock(state: State<'_, AppState>) -> Result<StoreStatus, UiError> {
+    state.secrets.lock().await;
+    Ok(state.secrets.status().await)
+}
+
+/// Forgets the host's saved password (in the store and the inventory).
+#[tauri::command]
+pub async fn host_forget_password(state: State<'_, AppState>, id: i64) -> Result<Host, UiError> {
+    let host = state.inventory.host(id).await?;
+    if let Some(reference) = &host.credential_ref {
+        state.secrets.remove(reference).await?;
+        state.inventory.set_credential_ref(id, None).await?;
+    }
+    Ok(state.inventory.host(id).await?)
 }
 
 #[tauri::command]
@@ -96,7 +136,15 @@ pub async fn host_duplicate(state: State<'_, AppState>, id: i64) -> Result<Host,
 
 #[tauri::command]
 pub async fn host_delete(state: State<'_, AppState>, id: i64) -> Result<(), UiError> {
-    Ok(state.inventory.delete_host(id).await?)
+    let host = state.inventory.host(id).await?;
+    state.inventory.delete_host(id).await?;
+    if let Some(reference) = &host.credential_ref {
+        // The host is gone either way; a locked store keeps an orphan entry.
+        if let Err(e) = state.secrets.remove(reference).await {
+            tracing::warn!(host = %host.name, error = %e, "the host's saved password stays in the store");
+        }
+    }
+    Ok(())
 }
 
 #[tauri::command]
@@ -155,6 +203,51 @@ pub async fn gateway_sign_in(
     })
 }
 
+/// Signs out of a gateway: its tokens are forgotten; the inventory keeps the
+/// gateway (hosts may route through it).
+#[tauri::command]
+pub async fn gateway_sign_out(state: State<'_, AppState>, url: String) -> Result<(), UiError> {
+    Ok(state.client.sign_out(&url).await?)
+}
+
+/// Edits a gateway of the inventory (its user name; the URL is its identity).
+#[tauri::command]
+pub async fn gateway_save(
+    state: State<'_, AppState>,
+    url: String,
+    user: String,
+) -> Result<Gateway, UiError> {
+    let pinned = state
+        .inventory
+        .gateways()
+        .await?
+        .into_iter()
+        .find(|g| g.url == url)
+        .and_then(|g| g.pinned_fingerprint);
+    Ok(state
+        .inventory
+        .save_gateway(&url, &user, pinned.as_deref())
+        .await?)
+}
+
+/// Removes a gateway from the inventory (refused while hosts route through it)
+/// and signs out of it.
+#[tauri::command]
+pub async fn gateway_delete(state: State<'_, AppState>, id: i64) -> Result<(), UiError> {
+    let gateway = state
+        .inventory
+        .gateways()
+        .await?
+        .into_iter()
+        .find(|g| g.id == id)
+        .ok_or_else(|| UiError::new("not_found", "that gateway is not in the inventory"))?;
+    state.inventory.delete_gateway(id).await?;
+    match state.client.sign_out(&gateway.url).await {
+        Ok(()) | Err(portcullis_client::ClientError::NotSignedIn { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The hosts a signed-in gateway grants: read-only, never copied into the inventory.
 #[tauri::command]
 pub async fn gateway_hosts(
@@ -197,18 +290,44 @@ fn default_methods() -> Vec<AuthMethod> {
 }
 
 fn auth_of(host: &Host) -> SshAuth {
+    let mut methods = if host.auth.is_empty() {
+        default_methods()
+    } else {
+        host.auth.clone()
+    };
+    if host.credential_ref.is_some() {
+        // A saved password answers the password method, not a keyboard-interactive
+        // prompt: let it go first.
+        if let Some(at) = methods.iter().position(|m| *m == AuthMethod::Password) {
+            let password = methods.remove(at);
+            let first_prompt = methods
+                .iter()
+                .position(|m| *m == AuthMethod::KeyboardInteractive)
+                .unwrap_or(methods.len());
+            methods.insert(first_prompt, password);
+        }
+    }
     SshAuth {
         user: if host.user.is_empty() {
             std::env::var("USER").unwrap_or_else(|_| "root".into())
         } else {
             host.user.clone()
         },
-        methods: if host.auth.is_empty() {
-            default_methods()
-        } else {
-            host.auth.clone()
-        },
+        methods,
         agent_socket: None,
+    }
+}
+
+/// Where a host's password is (or would be) saved.
+fn password_slot(host: &Host, auth: &SshAuth) -> PasswordSlot {
+    PasswordSlot {
+        user: auth.user.clone(),
+        address: host.address.clone(),
+        name: host
+            .credential_ref
+            .clone()
+            .unwrap_or_else(|| format!("password/{}-{}", host.id, host.created_at)),
+        host_id: host.id,
     }
 }
 
@@ -221,6 +340,8 @@ struct Plan {
     auth: SshAuth,
     label: String,
     gateway_url: Option<String>,
+    /// Saved (or to be saved) passwords of the inventory hosts involved.
+    passwords: Vec<PasswordSlot>,
 }
 
 async fn plan(state: &AppState, target: Target) -> Result<Plan, UiError> {
@@ -250,6 +371,7 @@ async fn plan(state: &AppState, target: Target) -> Result<Plan, UiError> {
                     agent_socket: None,
                 },
                 gateway_url: Some(gateway),
+                passwords: Vec::new(),
             })
         }
         Target::Inventory { id } => {
@@ -260,6 +382,7 @@ async fn plan(state: &AppState, target: Target) -> Result<Plan, UiError> {
                     "RDP sessions are not available yet",
                 ));
             }
+            let mut passwords = Vec::new();
             let (route, gateway_url) = match &host.route {
                 RouteSpec::Direct => (Route::Direct, None),
                 RouteSpec::Gateway { gateway_id } => {
@@ -285,22 +408,27 @@ async fn plan(state: &AppState, target: Target) -> Result<Plan, UiError> {
                         let hop = all.iter().find(|h| &h.name == name).ok_or_else(|| {
                             UiError::new("not_found", format!("jump host {name:?} was removed"))
                         })?;
+                        let auth = auth_of(hop);
+                        passwords.push(password_slot(hop, &auth));
                         jump.push(JumpHop {
                             host: hop.address.clone(),
                             port: hop.port,
-                            auth: auth_of(hop),
+                            auth,
                         });
                     }
                     (Route::Jump { hops: jump }, None)
                 }
             };
+            let auth = auth_of(&host);
+            passwords.push(password_slot(&host, &auth));
             Ok(Plan {
                 route,
                 host: host.address.clone(),
                 port: host.port,
-                auth: auth_of(&host),
+                auth,
                 label: host.name,
                 gateway_url,
+                passwords,
             })
         }
     }
@@ -348,7 +476,11 @@ async fn run_session(
 ) {
     use tauri::Manager;
     let state = app.state::<AppState>();
-    let prompter = state.sessions.prompter(channel.clone());
+    let saved = Arc::new(SavedSecrets::new(
+        Arc::clone(&state.secrets),
+        plan.passwords.clone(),
+    ));
+    let prompter = state.sessions.prompter(channel.clone(), Arc::clone(&saved));
     let trust = HostKeyTrust::standard(state.home.dir().join("known_hosts"));
     let dialer = Dialer::new(Some(Arc::clone(&state.client)), trust, prompter);
     let connected = async {
@@ -379,6 +511,15 @@ async fn run_session(
             return;
         }
     };
+    for (host_id, name) in saved.keep_chosen().await {
+        if let Err(e) = state
+            .inventory
+            .set_credential_ref(host_id, Some(&name))
+            .await
+        {
+            tracing::warn!(host_id, error = %e, "cannot note the saved password on the host");
+        }
+    }
     let (events_tx, mut events) = tokio::sync::mpsc::channel(8);
     state.sessions.insert(
         id,
@@ -576,7 +717,8 @@ mod tests {
     fn harness() -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let home = ClientHome::resolve(Some(dir.path().to_path_buf())).unwrap();
-        let state = tauri::async_runtime::block_on(AppState::open(home)).unwrap();
+        let state =
+            tauri::async_runtime::block_on(AppState::open_with(home, StoreChoice::File)).unwrap();
         let app = mock_builder()
             .manage(state)
             .invoke_handler(tauri::generate_handler![
@@ -584,9 +726,14 @@ mod tests {
                 host_save,
                 host_duplicate,
                 host_delete,
+                host_forget_password,
+                secrets_unlock,
+                secrets_lock,
                 folder_add,
                 folder_delete,
                 gateway_sign_in,
+                gateway_sign_out,
+                gateway_delete,
                 session_keys,
                 session_paste,
                 session_close,
@@ -693,11 +840,52 @@ mod tests {
             !refused.to_string().contains("hunter2"),
             "a secret reached an error"
         );
+        assert_eq!(
+            call(&h, "gateway_delete", json!({"id": 5})).unwrap_err()["code"],
+            "not_found"
+        );
+        let out = call(
+            &h,
+            "gateway_sign_out",
+            json!({"url": "https://gw.example.com"}),
+        );
+        assert_eq!(out.unwrap_err()["code"], "not_signed_in");
         let sign_in =
             json!({"url": "ftp://nope", "user": "a", "password": "", "fingerprint": null});
         assert_eq!(
             call(&h, "gateway_sign_in", sign_in).unwrap_err()["field"],
             "password"
         );
+    }
+
+    #[test]
+    fn the_encrypted_store_is_set_up_locked_and_unlocked_from_the_ui() {
+        let h = harness();
+        let overview = call(&h, "overview", json!({})).unwrap();
+        assert_eq!(overview["secrets"]["kind"], "file");
+        assert_eq!(overview["secrets"]["state"], "not_set_up");
+        let short = call(&h, "secrets_unlock", json!({"master": "short"})).unwrap_err();
+        assert_eq!(
+            (short["code"].as_str(), short["field"].as_str()),
+            (Some("invalid"), Some("master"))
+        );
+        let ready = call(&h, "secrets_unlock", json!({"master": "ui-master-1"})).unwrap();
+        assert_eq!(ready["state"], "ready");
+        assert_eq!(
+            call(&h, "secrets_lock", json!({})).unwrap()["state"],
+            "locked"
+        );
+        let wrong = call(&h, "secrets_unlock", json!({"master": "ui-master-2"})).unwrap_err();
+        assert_eq!(wrong["field"], "master");
+        assert_eq!(wrong["message"], "that master password is wrong");
+        assert!(!wrong.to_string().contains("ui-master-2"));
+        assert_eq!(
+            call(&h, "secrets_unlock", json!({"master": "ui-master-1"})).unwrap()["state"],
+            "ready"
+        );
+        // Forgetting a password the host never saved changes nothing.
+        let saved = call(&h, "host_save", draft("web1", 22)).unwrap();
+        let forgot = call(&h, "host_forget_password", json!({"id": saved["id"]})).unwrap();
+        assert_eq!(forgot["credential_ref"], Value::Null);
     }
 }

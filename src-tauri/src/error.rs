@@ -5,7 +5,9 @@
 use portcullis_client::ClientError;
 use portcullis_client::dial::DialError;
 use portcullis_client::inventory::InventoryError;
+use portcullis_client::secrets::SecretsError;
 use portcullis_client::ssh::SshError;
+use portcullis_client::vault::VaultError;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct UiError {
@@ -115,6 +117,23 @@ impl From<SshError> for UiError {
             SshError::Store { .. } => "storage",
         };
         UiError::new(code, e.to_string())
+    }
+}
+
+impl From<SecretsError> for UiError {
+    fn from(e: SecretsError) -> UiError {
+        match &e {
+            SecretsError::Vault(VaultError::WrongPassword) => {
+                UiError::invalid("master", "that master password is wrong")
+            }
+            SecretsError::Vault(VaultError::Invalid(message)) => {
+                UiError::invalid("master", message.clone())
+            }
+            SecretsError::Locked | SecretsError::NotSetUp => {
+                UiError::new("secrets_locked", e.to_string())
+            }
+            _ => UiError::new("secrets", e.to_string()),
+        }
     }
 }
 

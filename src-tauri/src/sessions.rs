@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use portcullis_client::secrets::SecretStore;
 use portcullis_client::ssh::{HostKeyDecision, InteractiveRequest, Prompter, UnknownHostKey};
 use portcullis_client::terminal::{SessionEnd, TerminalSession};
 use portcullis_proto::Secret;
@@ -55,10 +56,16 @@ pub enum Prompt {
         id: u64,
         user: String,
         host: String,
+        /// The store is open and this host is an inventory entry.
+        can_remember: bool,
+        /// The saved password was tried and not accepted.
+        saved_rejected: bool,
     },
     Passphrase {
         id: u64,
         key_file: String,
+        can_remember: bool,
+        saved_rejected: bool,
     },
     Interactive {
         id: u64,
@@ -70,9 +77,18 @@ pub enum Prompt {
 #[derive(Debug, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum PromptAnswer {
-    HostKey { decision: HostKeyDecision },
-    Secret { value: Option<String> },
-    Answers { values: Option<Vec<String>> },
+    HostKey {
+        decision: HostKeyDecision,
+    },
+    Secret {
+        value: Option<String>,
+        /// Keep it in the secret store once the connection succeeds.
+        #[serde(default)]
+        remember: bool,
+    },
+    Answers {
+        values: Option<Vec<String>>,
+    },
 }
 
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<PromptAnswer>>>>;
@@ -107,12 +123,17 @@ impl Sessions {
         self.live.lock().expect("sessions lock").remove(&id)
     }
 
-    pub fn prompter(&self, channel: Channel<SessionEvent>) -> Arc<dyn Prompter> {
+    pub fn prompter(
+        &self,
+        channel: Channel<SessionEvent>,
+        saved: Arc<SavedSecrets>,
+    ) -> Arc<dyn Prompter> {
         Arc::new(UiPrompter {
             channel,
             pending: Arc::clone(&self.pending),
             next: Arc::new(AtomicU64::new(0)),
             session_tag: self.next.load(Ordering::Relaxed) << 20,
+            saved,
         })
     }
 
@@ -131,12 +152,109 @@ impl Sessions {
     }
 }
 
+/// A password the secret store may hold for one host of a connection (the
+/// target or a jump host), by the user and address the SSH layer asks with.
+#[derive(Debug, Clone)]
+pub struct PasswordSlot {
+    pub user: String,
+    pub address: String,
+    /// The secret store entry's name.
+    pub name: String,
+    /// The inventory host to note `name` on once it is stored.
+    pub host_id: i64,
+}
+
+/// What one connection attempt may read from, and wants to keep in, the secret
+/// store. Stored values are offered once each; a rejected one leads to a prompt
+/// that says so. What the person asks to remember is written only after the
+/// connection succeeded.
+pub struct SavedSecrets {
+    store: Arc<SecretStore>,
+    passwords: Vec<PasswordSlot>,
+    /// Names looked up in the store, and whether a stored value was given.
+    offered: Mutex<HashMap<String, bool>>,
+    chosen: Mutex<Vec<(Keep, Secret<String>)>>,
+}
+
+/// A typed-in secret to keep: (entry name, inventory host to note it on).
+type Keep = (String, Option<i64>);
+
+impl SavedSecrets {
+    pub fn new(store: Arc<SecretStore>, passwords: Vec<PasswordSlot>) -> SavedSecrets {
+        SavedSecrets {
+            store,
+            passwords,
+            offered: Mutex::default(),
+            chosen: Mutex::default(),
+        }
+    }
+
+    /// The stored value, the first time `name` is asked for.
+    async fn offer(&self, name: &str) -> Option<Secret<String>> {
+        {
+            let mut offered = self.offered.lock().expect("offered lock");
+            if offered.contains_key(name) {
+                return None;
+            }
+            offered.insert(name.to_owned(), false);
+        }
+        if !self.store.ready().await {
+            return None;
+        }
+        let found = match self.store.get(name).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(entry = name, error = %e, "cannot read the secret store");
+                None
+            }
+        };
+        if found.is_some() {
+            self.offered
+                .lock()
+                .expect("offered lock")
+                .insert(name.to_owned(), true);
+        }
+        found
+    }
+
+    /// A stored value was given for `name` (and, being asked again, was refused).
+    fn stored_was_given(&self, name: &str) -> bool {
+        self.offered
+            .lock()
+            .expect("offered lock")
+            .get(name)
+            .copied()
+            .unwrap_or(false)
+    }
+
+    fn choose(&self, keep: Keep, secret: &Secret<String>) {
+        let mut chosen = self.chosen.lock().expect("chosen lock");
+        chosen.retain(|((name, _), _)| name != &keep.0);
+        chosen.push((keep, secret.clone()));
+    }
+
+    /// Writes what the person asked to remember; returns the inventory hosts to
+    /// note an entry on. Called once the connection succeeded.
+    pub async fn keep_chosen(&self) -> Vec<(i64, String)> {
+        let chosen = std::mem::take(&mut *self.chosen.lock().expect("chosen lock"));
+        let mut noted = Vec::new();
+        for ((name, host_id), secret) in chosen {
+            match self.store.put(&name, &secret).await {
+                Ok(()) => noted.extend(host_id.map(|id| (id, name))),
+                Err(e) => tracing::warn!(entry = %name, error = %e, "cannot keep the secret"),
+            }
+        }
+        noted
+    }
+}
+
 struct UiPrompter {
     channel: Channel<SessionEvent>,
     pending: Pending,
     next: Arc<AtomicU64>,
     /// Keeps prompt ids of different sessions apart.
     session_tag: u64,
+    saved: Arc<SavedSecrets>,
 }
 
 impl UiPrompter {
@@ -160,9 +278,29 @@ impl UiPrompter {
         answer.ok().and_then(Result::ok)
     }
 
-    async fn secret(&self, make: impl FnOnce(u64) -> Prompt) -> Option<Secret<String>> {
-        match self.ask(make).await? {
-            PromptAnswer::Secret { value } => value.map(Secret::new),
+    /// A stored secret if there is one not yet tried, else the person's answer
+    /// (kept later if they ask and `keep` allows).
+    async fn secret(
+        &self,
+        keep: Option<Keep>,
+        make: impl FnOnce(u64, bool, bool) -> Prompt,
+    ) -> Option<Secret<String>> {
+        let mut rejected = false;
+        if let Some((name, _)) = &keep {
+            rejected = self.saved.stored_was_given(name);
+            if let Some(stored) = self.saved.offer(name).await {
+                return Some(stored);
+            }
+        }
+        let can_remember = keep.is_some() && self.saved.store.ready().await;
+        match self.ask(|id| make(id, can_remember, rejected)).await? {
+            PromptAnswer::Secret { value, remember } => {
+                let value = value.map(Secret::new)?;
+                if let (true, true, Some(keep)) = (remember, can_remember, keep) {
+                    self.saved.choose(keep, &value);
+                }
+                Some(value)
+            }
             _ => None,
         }
     }
@@ -185,10 +323,17 @@ impl Prompter for UiPrompter {
     }
 
     fn passphrase<'a>(&'a self, key_file: &'a Path) -> BoxFuture<'a, Option<Secret<String>>> {
-        Box::pin(self.secret(move |id| Prompt::Passphrase {
-            id,
-            key_file: key_file.display().to_string(),
-        }))
+        let keep = (format!("passphrase/{}", key_file.display()), None);
+        Box::pin(
+            self.secret(Some(keep), move |id, can_remember, saved_rejected| {
+                Prompt::Passphrase {
+                    id,
+                    key_file: key_file.display().to_string(),
+                    can_remember,
+                    saved_rejected,
+                }
+            }),
+        )
     }
 
     fn password<'a>(
@@ -196,10 +341,20 @@ impl Prompter for UiPrompter {
         user: &'a str,
         host: &'a str,
     ) -> BoxFuture<'a, Option<Secret<String>>> {
-        Box::pin(self.secret(move |id| Prompt::Password {
-            id,
-            user: user.to_owned(),
-            host: host.to_owned(),
+        let keep = self
+            .saved
+            .passwords
+            .iter()
+            .find(|slot| slot.user == user && slot.address == host)
+            .map(|slot| (slot.name.clone(), Some(slot.host_id)));
+        Box::pin(self.secret(keep, move |id, can_remember, saved_rejected| {
+            Prompt::Password {
+                id,
+                user: user.to_owned(),
+                host: host.to_owned(),
+                can_remember,
+                saved_rejected,
+            }
         }))
     }
 

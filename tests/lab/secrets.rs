@@ -1,9 +1,15 @@
 //! The secret store against a real OS keychain (gnome-keyring's Secret Service on
 //! a private session bus) and its fallback to the encrypted file store.
 
+use std::sync::Arc;
+
+use portcullis_client::home::ClientHome;
 use portcullis_client::secrets::{SecretStore, StoreChoice, StoreKind, StoreState};
+use portcullis_client::session::PinPolicy;
+use portcullis_client::{Client, ClientError};
 use portcullis_lab::keyring::Keyring;
-use portcullis_proto::Secret;
+use portcullis_lab::*;
+use portcullis_proto::{CertFingerprint, Secret};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -101,4 +107,70 @@ fn without_a_keychain_the_encrypted_file_store_is_used() {
     });
     let raw = std::fs::read(dir.path().join("secrets.vault")).expect("vault file");
     assert!(!String::from_utf8_lossy(&raw).contains("file-secret-1"));
+}
+
+#[test]
+fn refresh_tokens_kept_in_the_secret_store_renew_the_session() {
+    let Some(lab) = Lab::lab_or_skip("refresh_tokens_kept_in_the_secret_store_renew_the_session")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().to_path_buf();
+    let url = lab.gateway_url.clone();
+    let fingerprint: CertFingerprint = lab.fingerprint.parse().expect("fingerprint");
+    let state_file = path.join("gateways.json");
+    let expire_access = {
+        let state_file = state_file.clone();
+        move || -> serde_json::Value {
+            let mut state: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&state_file).unwrap()).unwrap();
+            state["gateways"][0]["access_expires_at"] = 0.into();
+            std::fs::write(&state_file, state.to_string()).unwrap();
+            state
+        }
+    };
+    block_on_in(&lab.out.clone(), move || async move {
+        let home = ClientHome::resolve(Some(path.clone())).expect("home");
+        let store = Arc::new(
+            SecretStore::open_with(&path, StoreChoice::File, None)
+                .await
+                .expect("store"),
+        );
+        store
+            .unlock(Secret::new("refresh-master-1".into()))
+            .await
+            .expect("unlock");
+        let client = Client::with_secrets(home, Arc::clone(&store));
+        client
+            .login(
+                &url,
+                "alice",
+                Secret::new(PASSWORD.into()),
+                PinPolicy::Expect(fingerprint),
+            )
+            .await
+            .expect("login");
+        let before = expire_access();
+        assert_eq!(before["gateways"][0]["refresh_in_store"], true, "{before}");
+        assert_eq!(before["gateways"][0]["refresh_token"], "", "{before}");
+        // The access token is stale: the refresh token comes out of the store.
+        let hosts = client.hosts(Some(&url)).await.expect("hosts after refresh");
+        assert!(hosts.hosts.iter().any(|h| h.name.as_str() == "vnet1"));
+        let after: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&state_file).unwrap()).unwrap();
+        assert_ne!(
+            after["gateways"][0]["access_token"],
+            before["gateways"][0]["access_token"]
+        );
+        assert_eq!(after["gateways"][0]["refresh_token"], "");
+        // A locked store cannot renew: the person signs in again.
+        store.lock().await;
+        expire_access();
+        let refused = client.hosts(Some(&url)).await.err().expect("refused");
+        assert!(
+            matches!(refused, ClientError::NotSignedIn { .. }),
+            "{refused}"
+        );
+    });
 }

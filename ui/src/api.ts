@@ -65,6 +65,12 @@ export interface SignedIn {
   user: string;
 }
 
+export interface StoreStatus {
+  kind: "keychain" | "file";
+  state: "ready" | "locked" | "not_set_up";
+  label: string;
+}
+
 export interface Overview {
   hosts: Host[];
   folders: Folder[];
@@ -72,6 +78,7 @@ export interface Overview {
   recent: HistoryEntry[];
   signed_in: SignedIn[];
   home: string;
+  secrets: StoreStatus;
 }
 
 export interface GatewayHost {
@@ -131,8 +138,8 @@ export interface UnknownHostKey {
 
 export type Prompt =
   | { kind: "host_key"; id: number; key: UnknownHostKey }
-  | { kind: "password"; id: number; user: string; host: string }
-  | { kind: "passphrase"; id: number; key_file: string }
+  | { kind: "password"; id: number; user: string; host: string; can_remember: boolean; saved_rejected: boolean }
+  | { kind: "passphrase"; id: number; key_file: string; can_remember: boolean; saved_rejected: boolean }
   | {
       kind: "interactive";
       id: number;
@@ -182,7 +189,7 @@ export type Target =
 
 export type PromptAnswer =
   | { kind: "host_key"; decision: "reject" | "accept_once" | "accept_and_remember" }
-  | { kind: "secret"; value: string | null }
+  | { kind: "secret"; value: string | null; remember: boolean }
   | { kind: "answers"; values: string[] | null };
 
 export function isUiError(value: unknown): value is UiError {
@@ -202,11 +209,17 @@ export const api = {
   hostSave: (draft: HostDraft) => invoke<Host>("host_save", { draft }),
   hostDuplicate: (id: number) => invoke<Host>("host_duplicate", { id }),
   hostDelete: (id: number) => invoke<null>("host_delete", { id }),
+  hostForgetPassword: (id: number) => invoke<Host>("host_forget_password", { id }),
+  secretsUnlock: (master: string) => invoke<StoreStatus>("secrets_unlock", { master }),
+  secretsLock: () => invoke<StoreStatus>("secrets_lock"),
   folderAdd: (name: string, parentId: number | null) => invoke<Folder>("folder_add", { name, parentId }),
   folderDelete: (id: number) => invoke<null>("folder_delete", { id }),
   gatewaySignIn: (url: string, user: string, password: string, fingerprint: string | null) =>
     invoke<SignedIn>("gateway_sign_in", { url, user, password, fingerprint }),
   gatewayHosts: (url: string) => invoke<GatewayHost[]>("gateway_hosts", { url }),
+  gatewaySignOut: (url: string) => invoke<null>("gateway_sign_out", { url }),
+  gatewaySave: (url: string, user: string) => invoke<Gateway>("gateway_save", { url, user }),
+  gatewayDelete: (id: number) => invoke<null>("gateway_delete", { id }),
   sessionOpen: (target: Target, cols: number, rows: number, onEvent: (event: SessionEvent) => void) => {
     const channel = new Channel<SessionEvent>();
     channel.onmessage = onEvent;

@@ -41,7 +41,15 @@ type ListEntry =
   | { kind: "gateway"; gateway: string; user: string; host: GatewayHost };
 
 export class App {
-  private overview: Overview = { hosts: [], folders: [], gateways: [], recent: [], signed_in: [], home: "" };
+  private overview: Overview = {
+    hosts: [],
+    folders: [],
+    gateways: [],
+    recent: [],
+    signed_in: [],
+    home: "",
+    secrets: { kind: "file", state: "locked", label: "" },
+  };
   private gatewayHosts = new Map<string, GatewayHost[]>();
   private gatewayErrors = new Map<string, string>();
   private tabs: Tab[] = [];
@@ -63,6 +71,7 @@ export class App {
   private readonly panels = h("div", { id: "panels" });
   private readonly dialog = h("dialog", { id: "dialog" });
   private readonly notice = h("div", { id: "notice", role: "status", "aria-live": "polite" });
+  private readonly secretsBar = h("div", { id: "secrets-status", class: "secrets-status" });
 
   constructor(private readonly root: HTMLElement) {}
 
@@ -79,14 +88,17 @@ export class App {
     addHost.addEventListener("click", () => this.editHost(null));
     const signIn = h("button", { id: "sign-in", type: "button" }, "Sign in to gateway");
     signIn.addEventListener("click", () => this.signInDialog());
+    const addFolder = h("button", { id: "add-folder", type: "button", title: "New folder" }, "New folder");
+    addFolder.addEventListener("click", () => void this.newFolder(null));
     const sidebar = h(
       "aside",
       { class: "sidebar" },
       h("div", { class: "brand" }, h("span", { class: "logo" }, "▥"), "Portcullis", themeButton),
       this.search,
-      h("div", { class: "actions" }, addHost, signIn),
+      h("div", { class: "actions" }, addHost, signIn, addFolder),
       this.tagBar,
       this.list,
+      this.secretsBar,
     );
     const main = h("main", {}, this.tabBar, this.panels);
     this.root.append(h("div", { class: "app" }, sidebar, main), this.dialog, this.notice);
@@ -134,9 +146,86 @@ export class App {
       }),
     );
     this.renderList();
+    this.renderSecrets();
     if (this.tabs.length === 0) {
       this.renderEmpty();
     }
+  }
+
+  /** Which store keeps saved passwords, and the way to open or close it. */
+  private renderSecrets(): void {
+    clear(this.secretsBar);
+    const store = this.overview.secrets;
+    const where = store.kind === "keychain" ? "OS keychain" : "Encrypted file";
+    const state = store.kind === "keychain" ? "" : { ready: "unlocked", locked: "locked", not_set_up: "not set up" }[store.state];
+    this.secretsBar.dataset["kind"] = store.kind;
+    this.secretsBar.dataset["state"] = store.state;
+    this.secretsBar.title = `Saved passwords and passphrases live in: ${store.label}`;
+    this.secretsBar.append(h("span", { class: "secrets-label" }, `Passwords: ${where}${state ? ` (${state})` : ""}`));
+    if (store.kind === "file") {
+      const label = { ready: "Lock", locked: "Unlock", not_set_up: "Set up" }[store.state];
+      const button = h("button", { type: "button", id: "secrets-action", class: "link" }, label);
+      button.addEventListener("click", () => {
+        if (store.state === "ready") {
+          void api
+            .secretsLock()
+            .then(() => this.refresh())
+            .catch((e: unknown) => this.say(asUiError(e).message));
+        } else {
+          this.unlockDialog(store.state === "not_set_up");
+        }
+      });
+      this.secretsBar.append(button);
+    }
+  }
+
+  private unlockDialog(create: boolean): void {
+    const master = h("input", { name: "master", type: "password" });
+    const again = h("input", { name: "master_again", type: "password" });
+    const error = h("p", { class: "form-error", role: "alert" });
+    const field = (label: string, name: string, input: HTMLElement) =>
+      h("label", { "data-field": name }, label, input, h("span", { class: "field-error", "data-error-for": name }));
+    const fields = [field("Master password", "master", master)];
+    if (create) fields.push(field("Repeat it", "master_again", again));
+    const intro = create
+      ? "No OS keychain is running, so saved passwords go into an encrypted file. Choose a master password (at least 8 characters); it is asked once per start of the app and cannot be recovered."
+      : "Saved passwords are in an encrypted file. Give its master password to use them.";
+    const submit = h("button", { type: "submit", class: "primary", id: "secrets-submit" }, create ? "Create" : "Unlock");
+    const cancel = h("button", { type: "button" }, "Cancel");
+    cancel.addEventListener("click", () => this.closeDialog());
+    const form = h("form", { class: "unlock" }, h("p", {}, intro), ...fields, error);
+    const go = async () => {
+      this.dialog.querySelectorAll(".field-error").forEach((el) => (el.textContent = ""));
+      error.textContent = "";
+      if (create && master.value !== again.value) {
+        markField(this.dialog, { code: "invalid", field: "master_again", message: "the two entries differ" });
+        return;
+      }
+      submit.disabled = true;
+      try {
+        await api.secretsUnlock(master.value);
+        master.value = "";
+        again.value = "";
+        this.closeDialog();
+        this.say(create ? "The encrypted password store is ready." : "Saved passwords unlocked.");
+        await this.refresh();
+      } catch (e) {
+        const err = asUiError(e);
+        if (!markField(this.dialog, err)) error.textContent = err.message;
+      } finally {
+        submit.disabled = false;
+      }
+    };
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      void go();
+    });
+    submit.addEventListener("click", (e) => {
+      e.preventDefault();
+      form.requestSubmit();
+    });
+    this.showDialog(create ? "Set up the password store" : "Unlock saved passwords", [form], [cancel, submit], "unlock-dialog");
+    master.focus();
   }
 
   // ---- the host list ----
@@ -204,7 +293,17 @@ export class App {
       (byFolder.get(null) ?? []).forEach((r) => add(el, { kind: "local", host: r.item }, r.hit));
       const renderFolder = (parentId: number | null, depth: number, into: HTMLElement) => {
         for (const folder of this.overview.folders.filter((f) => f.parent_id === parentId)) {
-          const group = h("details", { class: "folder", "data-folder": folder.name }, h("summary", {}, folder.name));
+          const sub = h("button", { type: "button", class: "folder-action", title: `New folder in ${folder.name}`, "data-folder-add": folder.name }, "+");
+          sub.addEventListener("click", (e) => {
+            e.preventDefault();
+            void this.newFolder(folder.id);
+          });
+          const del = h("button", { type: "button", class: "folder-action", title: `Delete ${folder.name}`, "data-folder-delete": folder.name }, "×");
+          del.addEventListener("click", (e) => {
+            e.preventDefault();
+            void this.deleteFolder(folder.id, folder.name);
+          });
+          const group = h("details", { class: "folder", "data-folder": folder.name }, h("summary", {}, folder.name, sub, del));
           group.open = true;
           group.style.setProperty("--depth", String(depth));
           (byFolder.get(folder.id) ?? []).forEach((r) => add(group, { kind: "local", host: r.item }, r.hit));
@@ -214,18 +313,31 @@ export class App {
       };
       if (!searching) renderFolder(null, 0, el);
     }
-    for (const gateway of this.overview.signed_in) {
-      const el = section(`${gateway.url.replace(/^https:\/\//, "")} (gateway)`, `gateway:${gateway.url}`);
-      const error = this.gatewayErrors.get(gateway.url);
+    // Every gateway of the inventory, signed in or not, and any signed-in one
+    // the inventory does not hold (signed in from the CLI).
+    const urls = [...new Set([...this.overview.gateways.map((g) => g.url), ...this.overview.signed_in.map((g) => g.url)])];
+    for (const url of urls) {
+      const signedIn = this.overview.signed_in.find((g) => g.url === url);
+      const el = section(`${url.replace(/^https:\/\//, "")} (gateway)`, `gateway:${url}`);
+      const manage = h("button", { type: "button", class: "gateway-manage", "data-gateway": url, title: `Manage ${url}` }, "⋯");
+      manage.addEventListener("click", () => this.gatewayDialog(url));
+      el.querySelector("h2")?.append(manage);
+      if (!signedIn) {
+        const again = h("button", { type: "button", class: "link" }, "Sign in");
+        again.addEventListener("click", () => this.signInDialog({ url, user: this.overview.gateways.find((g) => g.url === url)?.user ?? "" }));
+        el.append(h("p", { class: "muted" }, "Signed out. ", again));
+        continue;
+      }
+      const error = this.gatewayErrors.get(url);
       if (error) {
         el.append(h("p", { class: "list-error" }, error));
         continue;
       }
-      const granted = filter(withTags(this.gatewayHosts.get(gateway.url) ?? [], this.tagFilter), query);
+      const granted = filter(withTags(this.gatewayHosts.get(url) ?? [], this.tagFilter), query);
       if (granted.length === 0) {
         el.append(h("p", { class: "muted" }, searching ? "No match." : "No hosts are granted to you here."));
       }
-      granted.forEach((r) => add(el, { kind: "gateway", gateway: gateway.url, user: gateway.user, host: r.item }, r.hit));
+      granted.forEach((r) => add(el, { kind: "gateway", gateway: url, user: signedIn.user, host: r.item }, r.hit));
     }
     if (this.overview.hosts.length === 0 && this.overview.signed_in.length === 0) {
       this.list.append(
@@ -235,6 +347,32 @@ export class App {
       this.list.append(h("p", { class: "muted" }, "Nothing matches."));
     }
     this.highlightSelection();
+  }
+
+  private async newFolder(parentId: number | null): Promise<void> {
+    const parent = this.overview.folders.find((f) => f.id === parentId);
+    const name = await this.askText(parent ? `New folder in ${parent.name}` : "New folder", "Folder name", "");
+    if (name === null) return;
+    try {
+      await api.folderAdd(name.trim(), parentId);
+      await this.refresh();
+    } catch (e) {
+      this.say(asUiError(e).message);
+    }
+  }
+
+  private async deleteFolder(id: number, name: string): Promise<void> {
+    const sure = await this.choose(`Delete the folder ${name}?`, ["Its hosts stay in the inventory, outside any folder; folders inside it are deleted too."], [
+      ["delete", "Delete"],
+      ["reject", "Keep it"],
+    ]);
+    if (sure !== "delete") return;
+    try {
+      await api.folderDelete(id);
+      await this.refresh();
+    } catch (e) {
+      this.say(asUiError(e).message);
+    }
   }
 
   private hostButton(entry: ListEntry, ranges: { name: Ranges; address: Ranges; tags: Ranges[] }, index: number): HTMLElement {
@@ -374,6 +512,8 @@ export class App {
           tab.view.element.focus();
           this.fitActive();
         }
+        // Recent connections and a just-saved password show in the sidebar.
+        if (event.state === "connected") void this.refresh();
         break;
       case "screen":
         tab.view.apply(event.update);
@@ -520,6 +660,7 @@ export class App {
           role: "tab",
           "aria-selected": tab === this.active ? "true" : "false",
           "data-state": tab.state,
+          "data-title": tab.title,
           title: tab.reason,
         },
         h("span", { class: "dot" }),
@@ -594,11 +735,13 @@ export class App {
         break;
       }
       case "password":
-        answer = { kind: "secret", value: await this.askText(`Password for ${prompt.user}@${prompt.host}`, "Password", "", true) };
+      case "passphrase": {
+        const [title, label] =
+          prompt.kind === "password" ? [`Password for ${prompt.user}@${prompt.host}`, "Password"] : [`Passphrase for ${prompt.key_file}`, "Passphrase"];
+        const got = await this.askSecret(title, label, prompt.can_remember, prompt.saved_rejected);
+        answer = { kind: "secret", value: got?.value ?? null, remember: got?.remember ?? false };
         break;
-      case "passphrase":
-        answer = { kind: "secret", value: await this.askText(`Passphrase for ${prompt.key_file}`, "Passphrase", "", true) };
-        break;
+      }
       case "interactive": {
         const values: string[] = [];
         for (const [text, echo] of prompt.request.prompts) {
@@ -644,18 +787,39 @@ export class App {
     });
   }
 
-  private askText(title: string, label: string, initial: string, secret = false): Promise<string | null> {
+  private async askText(title: string, label: string, initial: string, secret = false): Promise<string | null> {
+    return (await this.ask(title, label, initial, secret, []))?.value ?? null;
+  }
+
+  /** A password or passphrase, with "remember" when the store can keep it. */
+  private async askSecret(title: string, label: string, canRemember: boolean, savedRejected: boolean): Promise<{ value: string; remember: boolean } | null> {
+    const extras: HTMLElement[] = [];
+    if (savedRejected) {
+      extras.push(h("p", { class: "form-error", role: "alert" }, `The saved ${label.toLowerCase()} was not accepted.`));
+    }
+    const remember = h("input", { type: "checkbox", name: "remember" });
+    if (canRemember) {
+      const where = this.overview.secrets.kind === "keychain" ? "the OS keychain" : "the encrypted file";
+      extras.push(h("label", { class: "check" }, remember, `Remember in ${where}`));
+    } else if (this.overview.secrets.kind === "file" && this.overview.secrets.state !== "ready") {
+      extras.push(h("p", { class: "hint" }, "Unlock the password store (bottom of the sidebar) to have this remembered."));
+    }
+    const got = await this.ask(title, label, "", true, extras);
+    return got && { value: got.value, remember: canRemember && remember.checked };
+  }
+
+  private ask(title: string, label: string, initial: string, secret: boolean, extras: HTMLElement[]): Promise<{ value: string } | null> {
     return new Promise((resolve) => {
       const input = h("input", { type: secret ? "password" : "text", value: initial, "aria-label": label, name: "answer" });
       const ok = h("button", { type: "submit", class: "primary" }, "OK");
       const cancel = h("button", { type: "button" }, "Cancel");
-      const form = h("form", { class: "ask" }, h("label", {}, label, input));
+      const form = h("form", { class: "ask" }, h("label", {}, label, input), ...extras);
       let done = false;
       const finish = (value: string | null) => {
         if (done) return;
         done = true;
         this.closeDialog();
-        resolve(value);
+        resolve(value === null ? null : { value });
       };
       form.addEventListener("submit", (e) => {
         e.preventDefault();
@@ -674,9 +838,10 @@ export class App {
     });
   }
 
-  private signInDialog(fingerprintToConfirm?: { url: string; user: string; fingerprint: string }): void {
-    const url = h("input", { name: "url", type: "url", placeholder: "https://gateway.example.com", value: fingerprintToConfirm?.url ?? "" });
-    const user = h("input", { name: "user", type: "text", value: fingerprintToConfirm?.user ?? "" });
+  private signInDialog(prefill?: { url: string; user: string; fingerprint?: string }): void {
+    const fingerprintToConfirm = prefill?.fingerprint !== undefined ? { ...prefill, fingerprint: prefill.fingerprint } : undefined;
+    const url = h("input", { name: "url", type: "url", placeholder: "https://gateway.example.com", value: prefill?.url ?? "" });
+    const user = h("input", { name: "user", type: "text", value: prefill?.user ?? "" });
     const password = h("input", { name: "password", type: "password" });
     const error = h("p", { class: "form-error", role: "alert" });
     const fields: HTMLElement[] = [
@@ -729,7 +894,67 @@ export class App {
       void go();
     });
     this.showDialog(fingerprintToConfirm ? "Confirm the gateway's certificate" : "Sign in to a gateway", [form], [cancel, submit]);
-    (fingerprintToConfirm ? submit : url).focus();
+    (fingerprintToConfirm ? submit : prefill ? password : url).focus();
+  }
+
+  /** A gateway of the inventory: its user name, its pinned certificate, sign out, remove. */
+  private gatewayDialog(url: string): void {
+    const gateway = this.overview.gateways.find((g) => g.url === url);
+    const signedIn = this.overview.signed_in.find((g) => g.url === url);
+    const user = h("input", { name: "user", value: gateway?.user ?? signedIn?.user ?? "" });
+    const error = h("p", { class: "form-error", role: "alert" });
+    const field = (label: string, name: string, input: HTMLElement) =>
+      h("label", { "data-field": name }, label, input, h("span", { class: "field-error", "data-error-for": name }));
+    const users = this.overview.hosts.filter((host) => host.route.via === "gateway" && host.route.gateway_id === gateway?.id).map((host) => host.name);
+    const form = h(
+      "form",
+      { class: "gateway-form" },
+      h("p", {}, h("strong", {}, url)),
+      h("p", { class: "hint" }, signedIn ? `Signed in as ${signedIn.user}.` : "Signed out."),
+      gateway?.pinned_fingerprint
+        ? h("div", { class: "fingerprint-confirm" }, h("p", {}, "Pinned certificate (SHA-256):"), h("code", { class: "fingerprint" }, gateway.pinned_fingerprint))
+        : h("p", { class: "hint" }, "Its certificate is checked against the system's authorities."),
+      field("User name", "user", user),
+      users.length > 0 ? h("p", { class: "hint" }, `Hosts routed through it: ${users.join(", ")}.`) : null,
+      error,
+    );
+    const run = (action: () => Promise<unknown>, done: string) => {
+      void (async () => {
+        error.textContent = "";
+        try {
+          await action();
+          this.closeDialog();
+          this.say(done);
+          this.gatewayHosts.delete(url);
+          await this.refresh();
+        } catch (e) {
+          const err = asUiError(e);
+          if (!markField(this.dialog, err)) error.textContent = err.message;
+        }
+      })();
+    };
+    const buttons: HTMLElement[] = [];
+    if (gateway) {
+      const remove = h("button", { type: "button", class: "danger", id: "gateway-delete" }, "Remove");
+      remove.addEventListener("click", () => run(() => api.gatewayDelete(gateway.id), `Removed ${url}.`));
+      buttons.push(remove);
+    }
+    if (signedIn) {
+      const out = h("button", { type: "button", id: "gateway-sign-out" }, "Sign out");
+      out.addEventListener("click", () => run(() => api.gatewaySignOut(url), `Signed out of ${url}.`));
+      buttons.push(out);
+    }
+    const cancel = h("button", { type: "button" }, "Cancel");
+    cancel.addEventListener("click", () => this.closeDialog());
+    buttons.push(cancel);
+    if (gateway) {
+      const save = h("button", { type: "button", class: "primary", id: "gateway-save" }, "Save");
+      save.addEventListener("click", () => run(() => api.gatewaySave(url, user.value.trim()), `Saved ${url}.`));
+      buttons.push(save);
+    }
+    form.addEventListener("submit", (e) => e.preventDefault());
+    this.showDialog("Gateway", [form], buttons, "gateway-dialog");
+    user.focus();
   }
 
   private editHost(host: Host | null): void {
@@ -771,11 +996,35 @@ export class App {
       placeholder: "names of jump hosts, first to last",
     });
     const user = h("input", { name: "user", value: draft.user });
-    const keyFile = h("input", {
-      name: "key_file",
-      value: draft.auth.find((a) => a.method === "key_file")?.method === "key_file" ? keyPath(draft) : "",
-      placeholder: "~/.ssh/id_ed25519 (empty: agent, default keys, password)",
-    });
+    const method = h(
+      "select",
+      { name: "auth" },
+      h("option", { value: "auto" }, "Automatic: agent, default keys, then password"),
+      h("option", { value: "password" }, "Password"),
+      h("option", { value: "key_file" }, "Key file"),
+      h("option", { value: "agent" }, "SSH agent"),
+    );
+    method.value = draft.auth[0]?.method === "password" || draft.auth[0]?.method === "agent" || draft.auth[0]?.method === "key_file" ? draft.auth[0].method : "auto";
+    const keyFile = h("input", { name: "key_file", value: keyPath(draft), placeholder: "~/.ssh/id_ed25519" });
+    const showKeyFile = () => keyFile.closest("label")?.classList.toggle("hidden", method.value !== "key_file");
+    method.addEventListener("change", showKeyFile);
+    const saved: HTMLElement[] = [];
+    if (host?.credential_ref) {
+      const where = this.overview.secrets.kind === "keychain" ? "the OS keychain" : "the encrypted file";
+      const forget = h("button", { type: "button", class: "link", id: "forget-password" }, "Forget it");
+      const line = h("p", { class: "hint saved-password" }, `A password for this host is saved in ${where}. `, forget);
+      forget.addEventListener("click", () => {
+        void api
+          .hostForgetPassword(host.id)
+          .then(async (updated) => {
+            draft.credential_ref = updated.credential_ref;
+            line.textContent = "The saved password is forgotten.";
+            await this.refresh();
+          })
+          .catch((e: unknown) => this.say(asUiError(e).message));
+      });
+      saved.push(line);
+    }
     const folder = h("select", { name: "folder" }, h("option", { value: "" }, "(none)"), ...this.overview.folders.map((f) => h("option", { value: String(f.id) }, f.name)));
     folder.value = draft.folder_id === null ? "" : String(draft.folder_id);
     const tags = h("input", { name: "tags", value: draft.tags.join(", "), placeholder: "prod, web" });
@@ -792,7 +1041,9 @@ export class App {
       field("Address", "address", address),
       h("div", { class: "row" }, field("Port", "port", port), field("Protocol", "protocol", protocol)),
       h("div", { class: "row" }, field("Route", "route", via), field("Jump hosts", "hops", hops)),
-      h("div", { class: "row" }, field("User", "user", user), field("Key file", "auth", keyFile)),
+      h("div", { class: "row" }, field("User", "user", user), field("Sign in with", "auth", method)),
+      field("Key file", "key_file", keyFile),
+      ...saved,
       h("div", { class: "row" }, field("Folder", "folder", folder), field("Tags", "tags", tags)),
       field("Notes", "notes", notes),
       h("label", { class: "check" }, favourite, "Favourite"),
@@ -817,7 +1068,14 @@ export class App {
         protocol: protocol.value === "rdp" ? "rdp" : "ssh",
         route,
         user: user.value,
-        auth: keyFile.value.trim() ? [{ method: "key_file", path: keyFile.value.trim() }] : [],
+        auth:
+          method.value === "key_file"
+            ? [{ method: "key_file", path: keyFile.value.trim() }]
+            : method.value === "password"
+              ? [{ method: "password" }]
+              : method.value === "agent"
+                ? [{ method: "agent" }]
+                : [],
         credential_ref: draft.credential_ref,
         folder_id: folder.value ? Number(folder.value) : null,
         tags: tags.value.split(",").map((s) => s.trim()).filter((s) => s),
@@ -849,7 +1107,7 @@ export class App {
       e.preventDefault();
       save.click();
     });
-    const cancel = h("button", { type: "button" }, "Cancel");
+    const cancel = h("button", { type: "button", id: "host-cancel" }, "Cancel");
     cancel.addEventListener("click", () => this.closeDialog());
     const buttons: HTMLElement[] = [];
     if (host) {
@@ -888,6 +1146,7 @@ export class App {
     }
     buttons.push(cancel, save);
     this.showDialog(host ? `Edit ${host.name}` : "Add a host", [form], buttons, "host-dialog");
+    showKeyFile();
     name.focus();
   }
 }

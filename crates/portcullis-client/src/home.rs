@@ -3,8 +3,9 @@
 //! uses the same folder.
 //!
 //! `gateways.json` holds signed-in gateways: URL, pinned certificate, user and
-//! tokens. It is written atomically with mode 0600. (The desktop-app issue moves the
-//! refresh token into the OS keychain or the encrypted store.)
+//! tokens. It is written atomically with mode 0600. When the client has an open
+//! secret store (the desktop app), the long-lived refresh token goes there instead
+//! and the file keeps only the short-lived access token.
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -26,8 +27,19 @@ pub struct GatewayState {
     pub user: String,
     pub access_token: Secret<String>,
     pub access_expires_at: u64,
+    /// Empty when `refresh_in_store`.
     pub refresh_token: Secret<String>,
     pub refresh_expires_at: u64,
+    /// The refresh token is in the secret store, under [`GatewayState::refresh_entry`].
+    #[serde(default)]
+    pub refresh_in_store: bool,
+}
+
+impl GatewayState {
+    /// The secret store entry that holds this gateway's refresh token.
+    pub fn refresh_entry(url: &str) -> String {
+        format!("gateway-refresh/{url}")
+    }
 }
 
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]

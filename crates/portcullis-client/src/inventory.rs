@@ -328,6 +328,16 @@ impl Inventory {
                 format!("at most {MAX_AUTH_METHODS} methods"),
             ));
         }
+        for method in &draft.auth {
+            if let AuthMethod::KeyFile { path } = method
+                && (path.as_os_str().is_empty() || path.as_os_str().len() > 4096)
+            {
+                return Err(invalid(
+                    "key_file",
+                    "enter the path of the private key file",
+                ));
+            }
+        }
         if let Some(reference) = &draft.credential_ref {
             no_spaces("credential_ref", reference, 200)?;
         }
@@ -459,6 +469,8 @@ impl Inventory {
         let names: Vec<String> = self.hosts().await?.into_iter().map(|h| h.name).collect();
         let mut draft = original.draft();
         draft.id = None;
+        // The copy asks for its own password: one secret, one owner.
+        draft.credential_ref = None;
         draft.name = (1..)
             .map(|n| {
                 if n == 1 {
@@ -470,6 +482,27 @@ impl Inventory {
             .find(|candidate| !names.contains(candidate))
             .expect("some name is free");
         self.save_host(&draft).await
+    }
+
+    /// Names the host's entry in the secret store (or forgets it with `None`).
+    pub async fn set_credential_ref(
+        &self,
+        id: i64,
+        reference: Option<&str>,
+    ) -> Result<(), InventoryError> {
+        if let Some(reference) = reference {
+            no_spaces("credential_ref", reference, 200)?;
+        }
+        let done = sqlx::query("UPDATE hosts SET credential_ref = ?, updated_at = ? WHERE id = ?")
+            .bind(reference)
+            .bind(now())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(InventoryError::NotFound { what: "host", id });
+        }
+        Ok(())
     }
 
     /// Deletes a host; refused while another host uses it as a jump host.
@@ -748,8 +781,23 @@ mod tests {
         assert_eq!((edited.port, edited.favourite), (2222, true));
         assert_eq!(edited.tags, ["staging"]);
         assert_eq!(edited.created_at, web.created_at);
+        inventory
+            .set_credential_ref(web.id, Some("password/1-1"))
+            .await
+            .unwrap();
         let copy = inventory.duplicate_host(web.id).await.unwrap();
         assert_eq!(copy.name, "web1 (copy)");
+        // One saved secret, one owner: the copy asks for its own.
+        assert_eq!(copy.credential_ref, None);
+        assert_eq!(
+            inventory
+                .host(web.id)
+                .await
+                .unwrap()
+                .credential_ref
+                .as_deref(),
+            Some("password/1-1")
+        );
         let copy2 = inventory.duplicate_host(web.id).await.unwrap();
         assert_eq!(copy2.name, "web1 (copy 2)");
         inventory.delete_host(copy.id).await.unwrap();
@@ -795,6 +843,11 @@ mod tests {
         bad = draft("x");
         bad.folder_id = Some(7);
         assert_eq!(field(inventory.save_host(&bad).await), "folder");
+        bad = draft("x");
+        bad.auth = vec![AuthMethod::KeyFile {
+            path: std::path::PathBuf::new(),
+        }];
+        assert_eq!(field(inventory.save_host(&bad).await), "key_file");
         assert_eq!(inventory.hosts().await.unwrap().len(), 1);
     }
 

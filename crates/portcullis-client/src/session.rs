@@ -1,6 +1,7 @@
 //! Signed-in gateways: login with certificate pinning, tokens refreshed without
 //! asking, the host list, and tunnels.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use portcullis_proto::wire::{HostList, LoginRequest, RefreshRequest, TokenResponse};
@@ -9,6 +10,7 @@ use portcullis_proto::{CertFingerprint, Secret};
 use crate::api::{GatewayApi, GatewayUrl, TunnelSocket};
 use crate::error::ClientError;
 use crate::home::{ClientHome, ClientState, GatewayState};
+use crate::secrets::SecretStore;
 use crate::tls::Trust;
 
 /// Refresh an access token this long before it expires.
@@ -40,11 +42,24 @@ pub struct LoginOutcome {
 
 pub struct Client {
     home: ClientHome,
+    /// Where refresh tokens go when it is open; `None` keeps them in the file.
+    secrets: Option<Arc<SecretStore>>,
 }
 
 impl Client {
     pub fn new(home: ClientHome) -> Client {
-        Client { home }
+        Client {
+            home,
+            secrets: None,
+        }
+    }
+
+    /// A client that keeps refresh tokens in `secrets` whenever it is open.
+    pub fn with_secrets(home: ClientHome, secrets: Arc<SecretStore>) -> Client {
+        Client {
+            home,
+            secrets: Some(secrets),
+        }
     }
 
     pub fn home(&self) -> &ClientHome {
@@ -101,16 +116,32 @@ impl Client {
             admin: tokens.admin,
             pinned: pin,
         };
-        self.store_tokens(&url, pin, tokens)?;
+        self.store_tokens(&url, pin, tokens).await?;
         Ok(outcome)
     }
 
-    fn store_tokens(
+    /// The refresh token goes into the secret store when that is open, else
+    /// into the 0600 state file.
+    async fn store_tokens(
         &self,
         url: &GatewayUrl,
         pin: Option<CertFingerprint>,
         tokens: TokenResponse,
     ) -> Result<(), ClientError> {
+        let mut refresh_token = tokens.refresh_token;
+        let mut refresh_in_store = false;
+        if let Some(secrets) = &self.secrets
+            && secrets.ready().await
+        {
+            let name = GatewayState::refresh_entry(&url.to_string());
+            match secrets.put(&name, &refresh_token).await {
+                Ok(()) => {
+                    refresh_token = Secret::new(String::new());
+                    refresh_in_store = true;
+                }
+                Err(e) => tracing::warn!(error = %e, "the refresh token stays in the state file"),
+            }
+        }
         let mut state = self.home.load()?;
         let entry = GatewayState {
             url: url.to_string(),
@@ -118,8 +149,9 @@ impl Client {
             user: tokens.user.to_string(),
             access_token: tokens.access_token,
             access_expires_at: tokens.access_expires_at,
-            refresh_token: tokens.refresh_token,
+            refresh_token,
             refresh_expires_at: tokens.refresh_expires_at,
+            refresh_in_store,
         };
         state.gateways.retain(|g| g.url != entry.url);
         state.default_gateway = Some(entry.url.clone());
@@ -184,10 +216,20 @@ impl Client {
         if entry.refresh_expires_at <= now {
             return Err(not_signed_in());
         }
-        let body = serde_json::to_vec(&RefreshRequest {
-            refresh_token: entry.refresh_token.clone(),
-        })
-        .expect("refresh request serializes");
+        let refresh_token = if entry.refresh_in_store {
+            // A locked store (or a CLI without one) cannot renew: sign in again.
+            let Some(secrets) = &self.secrets else {
+                return Err(not_signed_in());
+            };
+            match secrets.get(&GatewayState::refresh_entry(&entry.url)).await {
+                Ok(Some(token)) => token,
+                Ok(None) | Err(_) => return Err(not_signed_in()),
+            }
+        } else {
+            entry.refresh_token.clone()
+        };
+        let body = serde_json::to_vec(&RefreshRequest { refresh_token })
+            .expect("refresh request serializes");
         let tokens: TokenResponse = match api
             .request(http::Method::POST, "/v1/refresh", Some(body), None)
             .await
@@ -197,7 +239,7 @@ impl Client {
             Err(e) => return Err(e),
         };
         let access = tokens.access_token.clone();
-        self.store_tokens(&url, entry.pin, tokens)?;
+        self.store_tokens(&url, entry.pin, tokens).await?;
         Ok((api, access))
     }
 
@@ -257,6 +299,28 @@ impl Client {
             entry.access_expires_at = 0;
         }
         self.home.save(&state)
+    }
+
+    /// Forgets the gateway's tokens (the state file's and the secret store's).
+    pub async fn sign_out(&self, gateway: &str) -> Result<(), ClientError> {
+        let url = GatewayUrl::parse(gateway)?.to_string();
+        let mut state = self.home.load()?;
+        let before = state.gateways.len();
+        state.gateways.retain(|g| g.url != url);
+        if state.gateways.len() == before {
+            return Err(ClientError::NotSignedIn { gateway: url });
+        }
+        if state.default_gateway.as_deref() == Some(url.as_str()) {
+            state.default_gateway = state.gateways.first().map(|g| g.url.clone());
+        }
+        self.home.save(&state)?;
+        if let Some(secrets) = &self.secrets
+            && secrets.ready().await
+            && let Err(e) = secrets.remove(&GatewayState::refresh_entry(&url)).await
+        {
+            tracing::warn!(error = %e, "the refresh token stays in the secret store");
+        }
+        Ok(())
     }
 
     pub fn signed_in(&self) -> Result<Vec<GatewayState>, ClientError> {

@@ -214,6 +214,8 @@ impl Prompter for FixedAnswers {
 const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
 /// Passphrase attempts per key, as OpenSSH allows.
 const PASSPHRASE_ATTEMPTS: usize = 3;
+/// Password attempts per connection, as OpenSSH asks (NumberOfPasswordPrompts).
+const PASSWORD_ATTEMPTS: usize = 3;
 /// Keyboard-interactive rounds before giving up on a server that keeps asking.
 const MAX_INTERACTIVE_ROUNDS: usize = 8;
 
@@ -496,22 +498,32 @@ impl SshSession {
         Ok(Attempt::from(result))
     }
 
+    /// Up to three passwords, as OpenSSH asks (a saved one first, then the person).
     async fn try_password(
         &mut self,
         auth: &SshAuth,
         prompter: &dyn Prompter,
     ) -> Result<Attempt, SshError> {
-        let Some(password) = prompter.password(&auth.user, &self.target.host).await else {
-            return Ok(Attempt::Skipped("password not given".into()));
-        };
-        // russh takes the password as a plain String it does not zeroize; this
-        // copy lives only for the call, the Secret zeroizes ours.
-        let result = self
-            .handle
-            .authenticate_password(auth.user.clone(), password.expose().clone())
-            .await
-            .map_err(|e| self.lost(e))?;
-        Ok(Attempt::from(result))
+        let mut outcome = Attempt::Skipped("password not given".into());
+        for _ in 0..PASSWORD_ATTEMPTS {
+            let Some(password) = prompter.password(&auth.user, &self.target.host).await else {
+                return Ok(outcome);
+            };
+            // russh takes the password as a plain String it does not zeroize; this
+            // copy lives only for the call, the Secret zeroizes ours.
+            let result = self
+                .handle
+                .authenticate_password(auth.user.clone(), password.expose().clone())
+                .await
+                .map_err(|e| self.lost(e))?;
+            outcome = Attempt::from(result);
+            match &outcome {
+                Attempt::Rejected(Some(remaining)) if remaining.iter().any(|m| m == "password") => {
+                }
+                _ => return Ok(outcome),
+            }
+        }
+        Ok(outcome)
     }
 
     async fn try_interactive(
