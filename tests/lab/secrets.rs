@@ -167,7 +167,7 @@ fn refresh_tokens_kept_in_the_secret_store_renew_the_session() {
         // A locked store cannot renew: the person signs in again.
         store.lock().await;
         expire_access();
-        let refused = client.hosts(Some(&url)).await.err().expect("refused");
+        let refused = client.hosts(Some(&url)).await.expect_err("refused");
         assert!(
             matches!(refused, ClientError::NotSignedIn { .. }),
             "{refused}"
