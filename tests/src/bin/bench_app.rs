@@ -14,14 +14,16 @@ const TABS: usize = 10;
 const BURST_BYTES: usize = 10 * 1000 * 1000;
 
 /// Memory (MiB) of the app and its WebKit processes in `ns`: the sum of resident
-/// sets (shared libraries counted once per process, as task managers show it) and
-/// the proportional set size (shared pages split between their users).
-fn app_memory_mib(ns: &str) -> (f64, f64) {
+/// sets (shared libraries counted once per process, as task managers show it), the
+/// proportional set size (shared pages split between their users), and its
+/// anonymous part (heaps and stacks: what the app costs beyond the system's
+/// WebKitGTK and Mesa libraries).
+fn app_memory_mib(ns: &str) -> (f64, f64, f64) {
     let out = Command::new("ip")
         .args(["netns", "pids", ns])
         .output()
         .expect("ip netns pids");
-    let (mut rss, mut pss) = (0u64, 0u64);
+    let (mut rss, mut pss, mut anon) = (0u64, 0u64, 0u64);
     for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
         if !matches!(
@@ -41,8 +43,13 @@ fn app_memory_mib(ns: &str) -> (f64, f64) {
         };
         rss += field("status", "VmRSS:");
         pss += field("smaps_rollup", "Pss:");
+        anon += field("smaps_rollup", "Pss_Anon:");
     }
-    (rss as f64 / 1024.0, pss as f64 / 1024.0)
+    (
+        rss as f64 / 1024.0,
+        pss as f64 / 1024.0,
+        anon as f64 / 1024.0,
+    )
 }
 
 fn open_vnet1(driver: &WebDriver, first: bool) {
@@ -158,16 +165,18 @@ fn main() {
          WebDriver; memory is the app plus its WebKit web and network processes).\n\n\
          | measure | result | goal |\n|---|---|---|\n\
          | cold start to an interactive host list (WebDriver session → list ready) | {:.0} ms | < 1000 ms |\n\
-         | memory after start: RSS sum / PSS | {:.0} / {:.0} MiB | < 150 MiB |\n\
-         | memory with {TABS} SSH tabs open: RSS sum / PSS | {:.0} / {:.0} MiB | |\n\
+         | memory after start: RSS sum / PSS / anonymous PSS | {:.0} / {:.0} / {:.0} MiB | < 150 MiB |\n\
+         | memory with {TABS} SSH tabs open: RSS sum / PSS / anonymous PSS | {:.0} / {:.0} / {:.0} MiB | |\n\
          | 10 MB burst (`cat`) rendered in a tab, until the last line shows | {:.2} s | |\n\
          | the same file with OpenSSH `ssh -J … cat` to /dev/null (reference) | {:.2} s | ratio {:.2}× |\n",
         bin_dir().display(),
         cold_start.as_secs_f64() * 1000.0,
         rss_start.0,
         rss_start.1,
+        rss_start.2,
         rss_tabs.0,
         rss_tabs.1,
+        rss_tabs.2,
         burst_time.as_secs_f64(),
         openssh_cat.as_secs_f64(),
         burst_time.as_secs_f64() / openssh_cat.as_secs_f64(),
