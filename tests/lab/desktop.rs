@@ -5,6 +5,9 @@
 
 use std::os::unix::fs::PermissionsExt;
 
+use portcullis_client::inventory::Inventory;
+use portcullis_client::secrets::{SecretStore, StoreChoice};
+use portcullis_lab::keyring::Keyring;
 use portcullis_lab::webdriver::{ENTER, WebDriver};
 use portcullis_lab::*;
 
@@ -288,4 +291,117 @@ fn desktop_window_signs_in_opens_a_granted_host_and_manages_local_hosts() {
             .any(|e| e["event"] == "tunnel_open" && e["user"] == "alice" && e["host"] == "vnet1"),
         "no tunnel_open for alice/vnet1 in the audit"
     );
+}
+
+#[test]
+fn desktop_window_keeps_passwords_in_the_os_keychain_and_jumps_through_a_bastion() {
+    let Some(lab) = Lab::lab_or_skip(
+        "desktop_window_keeps_passwords_in_the_os_keychain_and_jumps_through_a_bastion",
+    ) else {
+        return;
+    };
+    let keyring_dir = lab.path("e2e-keyring");
+    std::fs::create_dir_all(&keyring_dir).unwrap();
+    let keyring = Keyring::start(&keyring_dir);
+    let desktop = Desktop::start_with_bus(&lab, "e2e-keychain", Some(&keyring.address));
+    let key = desktop.user_home.join(".ssh/id_ed25519");
+    std::fs::copy(lab.path("ssh/client_ed25519"), &key).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let app = bin("portcullis-desktop");
+    let driver_address = desktop.driver.clone();
+    let artifacts = desktop.artifacts.clone();
+
+    in_netns(&lab.out.clone(), move || {
+        let driver = WebDriver::start(&driver_address, &app).expect("a WebDriver session");
+        let shot = |name: &str| driver.screenshot(&artifacts.join(format!("{name}.png")));
+        driver.wait("#secrets-status[data-kind=keychain][data-state=ready]");
+        let add = |name: &str, address: &str, port: &str, user: &str, script: &str| {
+            driver.click("#add-host");
+            driver.type_into("#dialog input[name=name]", name);
+            driver.type_into("#dialog input[name=address]", address);
+            driver.clear("#dialog input[name=port]");
+            driver.type_into("#dialog input[name=port]", port);
+            driver.type_into("#dialog input[name=user]", user);
+            driver.script(script).expect("choose route and method");
+            driver.click("#host-save");
+            driver.wait_until(
+                "the dialog to close",
+                "return !document.querySelector('#dialog[open]');",
+            );
+        };
+        // The bastion: OpenSSH in the edge namespace, the user's default key.
+        add("bastion", JUMP_IP, &JUMP_PORT.to_string(), "root", "");
+        // The private host behind it, by password.
+        add(
+            "inside",
+            VNET_IP,
+            "22",
+            SSH_USER,
+            "const via = document.querySelector('#dialog select[name=via]'); \
+             via.value = 'jump'; via.dispatchEvent(new Event('change')); \
+             document.querySelector('#dialog input[name=hops]').value = 'bastion'; \
+             const auth = document.querySelector('#dialog select[name=auth]'); \
+             auth.value = 'password'; auth.dispatchEvent(new Event('change'));",
+        );
+        driver.type_into("#search", "inside");
+        driver.type_into("#search", ENTER);
+        // Two unknown host keys, the bastion's then the host's.
+        for _ in 0..2 {
+            driver.wait("#dialog[open] button[data-choice=accept_and_remember]");
+            driver.click("#dialog button[data-choice=accept_and_remember]");
+        }
+        driver.wait("#dialog[open] input[name=remember]");
+        let offer = driver.text("#dialog");
+        assert!(offer.contains("Remember in the OS keychain"), "{offer}");
+        driver.click("#dialog input[name=remember]");
+        shot("13-keychain-remember");
+        driver.type_into(
+            "#dialog input[name=answer]",
+            &format!("{SSH_USER_PASSWORD}{ENTER}"),
+        );
+        driver.wait(".tab.connected[data-title='inside']");
+        driver.type_into(".panel.active .screen", &format!("exit{ENTER}"));
+        driver.wait(".tab.closed[data-title='inside']");
+        driver.click(".panel.active .reconnect");
+        driver.wait(".tab.connected[data-title='inside']");
+        assert!(
+            !visible(&driver, "#dialog[open]"),
+            "a question was asked despite the password in the keychain"
+        );
+        driver.type_into(
+            ".panel.active .screen",
+            &format!("echo through-the-bastion{ENTER}"),
+        );
+        terminal_shows(&driver, "through-the-bastion");
+        shot("14-keychain-jump");
+        driver.quit();
+    });
+    // The password is in gnome-keyring under the host's reference; no file store.
+    assert!(!desktop.home.join("secrets.vault").exists());
+    let home = desktop.home.clone();
+    let address = keyring.address.clone();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let inventory = Inventory::open(&home.join("inventory.db")).await.unwrap();
+        let host = inventory
+            .hosts()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|h| h.name == "inside")
+            .expect("the host");
+        let reference = host.credential_ref.expect("a saved password reference");
+        let store = SecretStore::open_with(&home, StoreChoice::Keychain, Some(&address))
+            .await
+            .unwrap();
+        let saved = store
+            .get(&reference)
+            .await
+            .unwrap()
+            .expect("in the keychain");
+        assert_eq!(saved.expose(), SSH_USER_PASSWORD);
+    });
 }

@@ -967,8 +967,15 @@ fn tauri_driver_binary() -> PathBuf {
 
 impl Desktop {
     /// Xvfb on a display it picks itself, then tauri-driver in the outside namespace
-    /// with the app's state in fresh folders of the lab.
+    /// with the app's state in fresh folders of the lab; no session bus (so no OS
+    /// keychain).
     pub fn start(lab: &Lab, name: &str) -> Desktop {
+        Desktop::start_with_bus(lab, name, None)
+    }
+
+    /// As [`Desktop::start`], with the app on the session bus at `bus` (a lab
+    /// keyring's).
+    pub fn start_with_bus(lab: &Lab, name: &str, bus: Option<&str>) -> Desktop {
         require_tool("Xvfb");
         require_tool("WebKitWebDriver");
         let driver_bin = tauri_driver_binary();
@@ -1010,7 +1017,7 @@ impl Desktop {
             .env("PORTCULLIS_HOME", &home)
             .env("HOME", &user_home)
             .env_remove("SSH_AUTH_SOCK")
-            .env("DBUS_SESSION_BUS_ADDRESS", "disabled:")
+            .env("DBUS_SESSION_BUS_ADDRESS", bus.unwrap_or("disabled:"))
             .env("NO_AT_BRIDGE", "1")
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
