@@ -217,13 +217,14 @@ impl SavedSecrets {
         found
     }
 
-    /// A stored value was given for `name` (and, being asked again, was refused).
-    fn stored_was_given(&self, name: &str) -> bool {
+    /// A stored value was given for `name` and, being asked again, was refused;
+    /// said once.
+    fn stored_was_refused(&self, name: &str) -> bool {
         self.offered
             .lock()
             .expect("offered lock")
-            .get(name)
-            .copied()
+            .get_mut(name)
+            .map(std::mem::take)
             .unwrap_or(false)
     }
 
@@ -287,7 +288,7 @@ impl UiPrompter {
     ) -> Option<Secret<String>> {
         let mut rejected = false;
         if let Some((name, _)) = &keep {
-            rejected = self.saved.stored_was_given(name);
+            rejected = self.saved.stored_was_refused(name);
             if let Some(stored) = self.saved.offer(name).await {
                 return Some(stored);
             }

@@ -114,6 +114,35 @@ fn desktop_window_signs_in_opens_a_granted_host_and_manages_local_hosts() {
         );
         terminal_shows(&driver, "portcullis-e2e");
         shot("06-terminal");
+        // Find in the scrollback: the line scrolls out of view, the search brings
+        // it back, marked; Escape returns to the live screen.
+        driver.type_into(".panel.active .screen", &format!("seq 1 200{ENTER}"));
+        terminal_shows(&driver, "200");
+        driver.click(".panel.active .find-open");
+        driver.type_into(
+            ".panel.active .find-bar input",
+            &format!("portcullis-e2e{ENTER}"),
+        );
+        driver.wait_until(
+            "the hit in view",
+            "const hit = document.querySelector('.panel.active .term-hit'); \
+             const rows = document.querySelector('.panel.active .term-rows'); \
+             return !!hit && !hit.hidden && rows.innerText.split('\\n').some(l => l.trim() === 'portcullis-e2e');",
+        );
+        // "N of M", the newest (bottom) hit first; the command line echoed by
+        // the shell holds the text too (once or twice, with typeahead).
+        let count = driver.text(".panel.active .find-count");
+        let numbers: Vec<u32> = count
+            .split(" of ")
+            .filter_map(|n| n.trim().parse().ok())
+            .collect();
+        assert!(
+            matches!(numbers.as_slice(), [n, m] if n == m && *m >= 2),
+            "{count}"
+        );
+        shot("06b-find");
+        driver.type_into(".panel.active .find-bar input", "\u{E00C}");
+        terminal_shows(&driver, "200");
 
         // A local host: add (with inline errors first), find, edit, delete.
         driver.click("#add-host");

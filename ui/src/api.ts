@@ -129,6 +129,11 @@ export interface ScreenUpdate {
   history: number;
 }
 
+export interface SearchMatch {
+  start: { line: number; col: number };
+  end: { line: number; col: number };
+}
+
 export interface UnknownHostKey {
   host: string;
   port: number;
@@ -233,6 +238,7 @@ export const api = {
   sessionScroll: (id: number, lines: number) => invoke<null>("session_scroll", { id, lines }),
   sessionCopy: (id: number, start: { line: number; col: number }, end: { line: number; col: number }) =>
     invoke<string>("session_copy", { id, start, end }),
+  sessionSearch: (id: number, query: string) => invoke<SearchMatch[]>("session_search", { id, query }),
   sessionClose: (id: number) => invoke<null>("session_close", { id }),
   promptAnswer: (id: number, answer: PromptAnswer) => invoke<null>("prompt_answer", { id, answer }),
 };

@@ -11,6 +11,7 @@ import {
   type Prompt,
   type PromptAnswer,
   type RouteSpec,
+  type SearchMatch,
   type SessionEnd,
   type SessionEvent,
   type Target,
@@ -19,7 +20,7 @@ import {
 import { clear, h } from "./dom";
 import { keyFromEvent, type KeyPress } from "./keys";
 import { allTags, filter, pieces, withTags, type Ranges } from "./search";
-import { TerminalView } from "./screen";
+import { scrollToShow, TerminalView } from "./screen";
 
 interface Tab {
   key: number;
@@ -34,6 +35,7 @@ interface Tab {
   view: TerminalView;
   panel: HTMLElement;
   status: HTMLElement;
+  find: HTMLElement;
 }
 
 type ListEntry =
@@ -468,7 +470,8 @@ export class App {
     const panel = h("section", { class: "panel", role: "tabpanel", "data-tab": String(key) });
     const status = h("div", { class: "session-status" });
     const screen = h("div", { class: "screen", tabindex: "0", "aria-label": `Terminal of ${title}` });
-    panel.append(status, screen);
+    const find = h("div", { class: "find-bar hidden", role: "search" });
+    panel.append(status, find, screen);
     const tab: Tab = {
       key,
       pending: [],
@@ -481,8 +484,10 @@ export class App {
       view: new TerminalView(screen),
       panel,
       status,
+      find,
     };
     this.wireTerminal(tab, screen);
+    this.wireFind(tab);
     this.tabs.push(tab);
     this.panels.append(panel);
     this.activate(tab);
@@ -551,6 +556,11 @@ export class App {
         if (text) void navigator.clipboard.writeText(text);
         return;
       }
+      if (e.ctrlKey && e.shiftKey && e.key.toLowerCase() === "f") {
+        e.preventDefault();
+        this.openFind(tab);
+        return;
+      }
       const press = keyFromEvent(e);
       if (!press) return;
       e.preventDefault();
@@ -575,6 +585,88 @@ export class App {
       },
       { passive: false },
     );
+  }
+
+  /** The find bar: literal search through the scrollback, Enter for the next hit. */
+  private wireFind(tab: Tab): void {
+    const input = h("input", { type: "search", name: "find", placeholder: "Find in scrollback", "aria-label": "Find in scrollback" });
+    const count = h("span", { class: "find-count", "aria-live": "polite" });
+    const prev = h("button", { type: "button", title: "Older (Enter)", "data-find": "prev" }, "↑");
+    const next = h("button", { type: "button", title: "Newer (Shift+Enter)", "data-find": "next" }, "↓");
+    const close = h("button", { type: "button", title: "Close (Escape)", "data-find": "close" }, "×");
+    tab.find.append(input, count, prev, next, close);
+    let hits: SearchMatch[] = [];
+    let at = -1;
+    let searched = "";
+    const show = (step: number) => {
+      if (hits.length === 0) return;
+      // Hits come top to bottom; the newest (bottom) one is the first shown.
+      at = at < 0 ? hits.length - 1 : (at + step + hits.length) % hits.length;
+      const hit = hits[at];
+      if (!hit || tab.sessionId === null) return;
+      count.textContent = `${at + 1} of ${hits.length}`;
+      tab.view.highlight(hit);
+      const model = tab.view.model;
+      const lines = scrollToShow(hit.start.line, model.displayOffset, model.rows.length, model.history);
+      if (lines !== 0) void api.sessionScroll(tab.sessionId, lines).catch(() => undefined);
+    };
+    const run = async (step: number) => {
+      const query = input.value;
+      if (tab.sessionId === null || query === "") {
+        count.textContent = "";
+        tab.view.highlight(null);
+        return;
+      }
+      if (query !== searched) {
+        try {
+          hits = await api.sessionSearch(tab.sessionId, query);
+        } catch (e) {
+          count.textContent = asUiError(e).message;
+          return;
+        }
+        searched = query;
+        at = -1;
+        if (hits.length === 0) {
+          count.textContent = "No match";
+          tab.view.highlight(null);
+          return;
+        }
+        show(0);
+        return;
+      }
+      show(step);
+    };
+    input.addEventListener("keydown", (e) => {
+      if (e.key === "Enter") {
+        e.preventDefault();
+        void run(e.shiftKey ? 1 : -1);
+      } else if (e.key === "Escape") {
+        e.preventDefault();
+        this.closeFind(tab);
+      }
+    });
+    prev.addEventListener("click", () => void run(-1));
+    next.addEventListener("click", () => void run(1));
+    close.addEventListener("click", () => this.closeFind(tab));
+  }
+
+  private openFind(tab: Tab): void {
+    tab.find.classList.remove("hidden");
+    // The bar takes a line of the panel: the terminal gets the new size.
+    this.fitActive();
+    const input = tab.find.querySelector("input");
+    input?.focus();
+    input?.select();
+  }
+
+  private closeFind(tab: Tab): void {
+    tab.find.classList.add("hidden");
+    this.fitActive();
+    tab.view.highlight(null);
+    if (tab.sessionId !== null && tab.view.model.displayOffset > 0) {
+      void api.sessionScroll(tab.sessionId, -tab.view.model.displayOffset).catch(() => undefined);
+    }
+    tab.view.element.focus();
   }
 
   /** Sends queued keys one batch at a time, so the server sees them in order. */
@@ -670,14 +762,17 @@ export class App {
       el.addEventListener("click", () => this.activate(tab));
       this.tabBar.append(el);
       clear(tab.status);
-      if (tab.state !== "connected" || tab.reason) {
-        const label = { connecting: "Connecting…", connected: "Connected", closed: "Closed" }[tab.state];
-        tab.status.append(h("strong", {}, label), tab.reason ? ` ${tab.reason}` : "");
-        if (tab.state === "closed") {
-          const again = h("button", { type: "button", class: "reconnect" }, "Reconnect");
-          again.addEventListener("click", () => this.startSession(tab));
-          tab.status.append(again);
-        }
+      const label = { connecting: "Connecting…", connected: "Connected", closed: "Closed" }[tab.state];
+      tab.status.append(h("strong", {}, label), tab.reason ? ` ${tab.reason}` : "");
+      if (tab.state === "connected") {
+        const find = h("button", { type: "button", class: "find-open", title: "Find in scrollback (Ctrl+Shift+F)" }, "Find");
+        find.addEventListener("click", () => this.openFind(tab));
+        tab.status.append(find);
+      }
+      if (tab.state === "closed") {
+        const again = h("button", { type: "button", class: "reconnect" }, "Reconnect");
+        again.addEventListener("click", () => this.startSession(tab));
+        tab.status.append(again);
       }
       tab.status.dataset["state"] = tab.state;
     }

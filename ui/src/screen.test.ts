@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ScreenUpdate } from "./api";
-import { indexedColour, runStyle, ScreenModel, TerminalView } from "./screen";
+import { hitInView, indexedColour, runStyle, ScreenModel, scrollToShow, TerminalView } from "./screen";
 
 function update(partial: Partial<ScreenUpdate>): ScreenUpdate {
   return {
@@ -78,5 +78,31 @@ describe("screen model", () => {
     view.apply(update({ full: true, rows: [{ row: 0, runs: [{ text: "<img src=x onerror=alert(1)>", fg: "default", bg: "default" }] }] }));
     expect(element.querySelector("img")).toBeNull();
     expect(view.text().split("\n")[0]).toBe("<img src=x onerror=alert(1)>");
+  });
+});
+
+describe("search hits in the viewport", () => {
+  const hit = (line: number, start: number, end: number, endLine = line) => ({
+    start: { line, col: start },
+    end: { line: endLine, col: end },
+  });
+
+  it("places a hit by the display offset and hides it when scrolled away", () => {
+    expect(hitInView(hit(-5, 2, 4), 0, 24, 80)).toBeNull();
+    expect(hitInView(hit(-5, 2, 4), 10, 24, 80)).toEqual({ row: 5, col: 2, width: 3 });
+    expect(hitInView(hit(3, 0, 0), 0, 24, 80)).toEqual({ row: 3, col: 0, width: 1 });
+    // A hit wrapped onto the next line is marked to the end of its first row.
+    expect(hitInView(hit(3, 70, 5, 4), 0, 24, 80)).toEqual({ row: 3, col: 70, width: 10 });
+    expect(hitInView(hit(30, 0, 1), 0, 24, 80)).toBeNull();
+  });
+
+  it("scrolls only as far as needed and never past the scrollback", () => {
+    expect(scrollToShow(5, 0, 24, 100)).toBe(0);
+    // Line -50 at a third of 24 rows: offset 58, from 0.
+    expect(scrollToShow(-50, 0, 24, 100)).toBe(58);
+    // Already scrolled back 70: come forward 12.
+    expect(scrollToShow(-50, 70, 24, 100)).toBe(0);
+    expect(scrollToShow(-50, 80, 24, 100)).toBe(-22);
+    expect(scrollToShow(-99, 0, 24, 100)).toBe(100);
   });
 });

@@ -1,7 +1,7 @@
 // The terminal view: a model of the screen rebuilt from the backend's updates
 // (rows of styled runs), and a DOM renderer that touches only changed rows.
 
-import type { Colour, CursorShape, Run, ScreenUpdate } from "./api";
+import type { Colour, CursorShape, Run, ScreenUpdate, SearchMatch } from "./api";
 
 /** xterm's 256-colour palette for indexes 16–255 (0–15 come from the theme). */
 export function indexedColour(index: number): string {
@@ -134,10 +134,31 @@ export function renderRow(doc: Document, runs: Run[]): HTMLElement {
 }
 
 /** Draws a ScreenModel into a container; only changed rows are replaced. */
+/** Where a search hit sits in the viewport, or null when it is scrolled away. */
+export function hitInView(hit: SearchMatch, displayOffset: number, rows: number, cols: number): { row: number; col: number; width: number } | null {
+  const row = hit.start.line + displayOffset;
+  if (row < 0 || row >= rows) return null;
+  const end = hit.end.line === hit.start.line ? hit.end.col : cols - 1;
+  return { row, col: hit.start.col, width: Math.max(1, end - hit.start.col + 1) };
+}
+
+/**
+ * Lines to scroll (positive: back into the scrollback) so that grid line `line`
+ * shows a third of the way down; none when it is in view already.
+ */
+export function scrollToShow(line: number, displayOffset: number, rows: number, history: number): number {
+  const row = line + displayOffset;
+  if (row >= 0 && row < rows) return 0;
+  const target = Math.min(Math.max(Math.floor(rows / 3) - line, 0), history);
+  return target - displayOffset;
+}
+
 export class TerminalView {
   readonly model = new ScreenModel();
   private readonly rowsEl: HTMLElement;
   private readonly cursorEl: HTMLElement;
+  private readonly hitEl: HTMLElement;
+  private hit: SearchMatch | null = null;
 
   constructor(readonly element: HTMLElement) {
     const doc = element.ownerDocument;
@@ -146,7 +167,26 @@ export class TerminalView {
     this.rowsEl.className = "term-rows";
     this.cursorEl = doc.createElement("div");
     this.cursorEl.className = "term-cursor";
-    element.append(this.rowsEl, this.cursorEl);
+    this.hitEl = doc.createElement("div");
+    this.hitEl.className = "term-hit";
+    this.hitEl.hidden = true;
+    element.append(this.rowsEl, this.cursorEl, this.hitEl);
+  }
+
+  /** Marks a search hit (or none); it follows scrolling. */
+  highlight(hit: SearchMatch | null): void {
+    this.hit = hit;
+    this.placeHit();
+  }
+
+  private placeHit(): void {
+    const at = this.hit && hitInView(this.hit, this.model.displayOffset, this.model.rows.length, this.model.cols);
+    this.hitEl.hidden = !at;
+    if (at) {
+      this.hitEl.style.setProperty("--hit-row", String(at.row));
+      this.hitEl.style.setProperty("--hit-col", String(at.col));
+      this.hitEl.style.setProperty("--hit-width", String(at.width));
+    }
   }
 
   apply(update: ScreenUpdate): void {
@@ -169,6 +209,7 @@ export class TerminalView {
     this.cursorEl.className = `term-cursor cursor-${shape}`;
     this.cursorEl.style.setProperty("--cursor-row", String(row));
     this.cursorEl.style.setProperty("--cursor-col", String(col));
+    this.placeHit();
   }
 
   /** The visible text (what a person reads). */
