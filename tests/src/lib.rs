@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 pub mod keyring;
+pub mod rdp;
 pub mod webdriver;
 
 use anyhow::{Context, bail};

@@ -37,6 +37,10 @@ const TEST_PACKAGES: &[&str] = &[
     "nodejs",
     "xvfb",
     "webkit2gtk-driver",
+    // RDP: FreeRDP's shadow server (NLA) and client, as real peers.
+    "freerdp2-shadow-x11",
+    "winpr-utils",
+    "freerdp2-x11",
     // A real OS keychain (Secret Service) on a private session bus.
     "gnome-keyring",
     "dbus-daemon",
