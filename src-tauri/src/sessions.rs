@@ -379,3 +379,68 @@ impl Prompter for UiPrompter {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use portcullis_client::secrets::StoreChoice;
+
+    use super::*;
+
+    async fn open_store(dir: &Path) -> Arc<SecretStore> {
+        let store = SecretStore::open_with(dir, StoreChoice::File, None)
+            .await
+            .unwrap();
+        store
+            .unlock(Secret::new("sessions-master-1".into()))
+            .await
+            .unwrap();
+        Arc::new(store)
+    }
+
+    #[tokio::test]
+    async fn a_stored_secret_is_offered_once_and_its_refusal_said_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(dir.path()).await;
+        store
+            .put("password/1-1", &Secret::new("stored-pw".into()))
+            .await
+            .unwrap();
+        let saved = SavedSecrets::new(Arc::clone(&store), Vec::new());
+        assert!(!saved.stored_was_refused("password/1-1"));
+        let offered = saved.offer("password/1-1").await.unwrap();
+        assert_eq!(offered.expose(), "stored-pw");
+        // Asked again: the stored one was refused; say so once, offer nothing.
+        assert!(saved.offer("password/1-1").await.is_none());
+        assert!(saved.stored_was_refused("password/1-1"));
+        assert!(!saved.stored_was_refused("password/1-1"));
+        // Nothing stored: nothing offered, nothing to call refused.
+        assert!(saved.offer("password/2-2").await.is_none());
+        assert!(!saved.stored_was_refused("password/2-2"));
+    }
+
+    #[tokio::test]
+    async fn only_the_last_answer_to_remember_is_kept_and_noted_on_its_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(dir.path()).await;
+        let saved = SavedSecrets::new(Arc::clone(&store), Vec::new());
+        let keep = ("password/7-7".to_owned(), Some(7));
+        saved.choose(keep.clone(), &Secret::new("first-try".into()));
+        saved.choose(keep, &Secret::new("second-try".into()));
+        saved.choose(
+            ("passphrase//k".to_owned(), None),
+            &Secret::new("phrase".into()),
+        );
+        let noted = saved.keep_chosen().await;
+        assert_eq!(noted, vec![(7, "password/7-7".to_owned())]);
+        assert_eq!(
+            store.get("password/7-7").await.unwrap().unwrap().expose(),
+            "second-try"
+        );
+        assert_eq!(
+            store.get("passphrase//k").await.unwrap().unwrap().expose(),
+            "phrase"
+        );
+        // Kept once: a second call writes nothing more.
+        assert!(saved.keep_chosen().await.is_empty());
+    }
+}
