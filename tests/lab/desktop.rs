@@ -21,6 +21,27 @@ fn terminal_shows(driver: &WebDriver, line: &str) {
     driver.wait_until(&format!("{line:?} in the terminal"), &script);
 }
 
+/// Answers the open password question with the lab password (its Remember box
+/// ticked by the caller), logs out, reconnects: the saved password must answer,
+/// with no question asked, and the shell echoes `proof`.
+fn remembered_password_answers_the_reconnect(driver: &WebDriver, tab: &str, proof: &str) {
+    driver.type_into(
+        "#dialog input[name=answer]",
+        &format!("{SSH_USER_PASSWORD}{ENTER}"),
+    );
+    driver.wait(&format!(".tab.connected[data-title='{tab}']"));
+    driver.type_into(".panel.active .screen", &format!("exit{ENTER}"));
+    driver.wait(&format!(".tab.closed[data-title='{tab}']"));
+    driver.click(".panel.active .reconnect");
+    driver.wait(&format!(".tab.connected[data-title='{tab}']"));
+    assert!(
+        !visible(driver, "#dialog[open]"),
+        "a question was asked despite the saved password"
+    );
+    driver.type_into(".panel.active .screen", &format!("echo {proof}{ENTER}"));
+    terminal_shows(driver, proof);
+}
+
 fn visible(driver: &WebDriver, css: &str) -> bool {
     driver
         .script(&format!("return !!document.querySelector({css:?});"))
@@ -236,25 +257,7 @@ fn desktop_window_signs_in_opens_a_granted_host_and_manages_local_hosts() {
         driver.wait("#dialog[open] input[name=remember]");
         driver.click("#dialog input[name=remember]");
         shot("10-remember-password");
-        driver.type_into(
-            "#dialog input[name=answer]",
-            &format!("{SSH_USER_PASSWORD}{ENTER}"),
-        );
-        driver.wait(".tab.connected[data-title='lab-pw']");
-        driver.type_into(".panel.active .screen", &format!("exit{ENTER}"));
-        driver.wait(".tab.closed[data-title='lab-pw']");
-        // Reconnect: the saved password answers; no question is asked.
-        driver.click(".panel.active .reconnect");
-        driver.wait(".tab.connected[data-title='lab-pw']");
-        assert!(
-            !visible(&driver, "#dialog[open]"),
-            "a question was asked despite the saved password"
-        );
-        driver.type_into(
-            ".panel.active .screen",
-            &format!("echo saved-password-ok{ENTER}"),
-        );
-        terminal_shows(&driver, "saved-password-ok");
+        remembered_password_answers_the_reconnect(&driver, "lab-pw", "saved-password-ok");
         driver.click("[data-edit='lab-pw']");
         driver.wait("#dialog .saved-password");
         shot("11-saved-password");
@@ -384,24 +387,7 @@ fn desktop_window_keeps_passwords_in_the_os_keychain_and_jumps_through_a_bastion
         assert!(offer.contains("Remember in the OS keychain"), "{offer}");
         driver.click("#dialog input[name=remember]");
         shot("13-keychain-remember");
-        driver.type_into(
-            "#dialog input[name=answer]",
-            &format!("{SSH_USER_PASSWORD}{ENTER}"),
-        );
-        driver.wait(".tab.connected[data-title='inside']");
-        driver.type_into(".panel.active .screen", &format!("exit{ENTER}"));
-        driver.wait(".tab.closed[data-title='inside']");
-        driver.click(".panel.active .reconnect");
-        driver.wait(".tab.connected[data-title='inside']");
-        assert!(
-            !visible(&driver, "#dialog[open]"),
-            "a question was asked despite the password in the keychain"
-        );
-        driver.type_into(
-            ".panel.active .screen",
-            &format!("echo through-the-bastion{ENTER}"),
-        );
-        terminal_shows(&driver, "through-the-bastion");
+        remembered_password_answers_the_reconnect(&driver, "inside", "through-the-bastion");
         shot("14-keychain-jump");
         driver.quit();
     });

@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use portcullis_lab::rdp::{RDP_PASSWORD, RDP_USER, start_shadow_server, start_xvfb};
+use portcullis_lab::rdp::{RDP_PASSWORD, RDP_USER, start_display, start_shadow_server};
 use portcullis_lab::*;
 
 #[test]
@@ -17,7 +17,7 @@ fn rdp_nla_reaches_the_private_shadow_server_only_through_the_gateway() {
     require_tool("xfreerdp");
     start_shadow_server(&mut lab);
     // xfreerdp wants a display even to authenticate only.
-    let client_display = start_xvfb(&mut lab, "800x600x24");
+    let client_display = start_display(&mut lab, "800x600x24");
     let client_home = lab.path("rdp-client-home");
     std::fs::create_dir_all(&client_home).unwrap();
     lab.login("alice");

@@ -955,6 +955,30 @@ pub fn e2e_artifacts() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/e2e")
 }
 
+/// Xvfb on a display it picks itself (`-displayfd`): the child and ":N".
+pub fn start_xvfb(geometry: &str) -> (Child, String) {
+    require_tool("Xvfb");
+    let mut xvfb = Command::new("Xvfb")
+        .args([
+            "-displayfd",
+            "1",
+            "-screen",
+            "0",
+            geometry,
+            "-nolisten",
+            "tcp",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start Xvfb");
+    let mut line = String::new();
+    BufReader::new(xvfb.stdout.take().expect("Xvfb stdout"))
+        .read_line(&mut line)
+        .expect("Xvfb display number");
+    (xvfb, format!(":{}", line.trim()))
+}
+
 fn tauri_driver_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("PORTCULLIS_TAURI_DRIVER") {
         return PathBuf::from(path);
@@ -989,25 +1013,7 @@ impl Desktop {
         let user_home = lab.path(&format!("{name}-user-home"));
         std::fs::create_dir_all(&home).expect("app home");
         std::fs::create_dir_all(user_home.join(".ssh")).expect("user home");
-        let mut xvfb = Command::new("Xvfb")
-            .args([
-                "-displayfd",
-                "1",
-                "-screen",
-                "0",
-                "1280x800x24",
-                "-nolisten",
-                "tcp",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start Xvfb");
-        let mut line = String::new();
-        BufReader::new(xvfb.stdout.take().expect("Xvfb stdout"))
-            .read_line(&mut line)
-            .expect("Xvfb display number");
-        let display = format!(":{}", line.trim());
+        let (xvfb, display) = start_xvfb("1280x800x24");
         let log_path = lab.path(&format!("{name}-tauri-driver.log"));
         let log = std::fs::File::create(&log_path).expect("log");
         let tauri_driver = Command::new("ip")
