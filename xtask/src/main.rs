@@ -41,6 +41,11 @@ const TEST_PACKAGES: &[&str] = &[
     "freerdp2-shadow-x11",
     "winpr-utils",
     "freerdp2-x11",
+    // What the RDP tests show and type into on the server's display.
+    "x11-xserver-utils",
+    "xterm",
+    "xdotool",
+    "xclip",
     // A real OS keychain (Secret Service) on a private session bus.
     "gnome-keyring",
     "dbus-daemon",

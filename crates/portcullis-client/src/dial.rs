@@ -53,8 +53,8 @@ pub enum DialError {
 }
 
 /// Any byte stream a session can run over.
-pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Io for T {}
 
 /// A dialed connection. For jump routes it keeps the jump sessions alive for
 /// as long as it lives.

@@ -10,6 +10,7 @@ pub mod error;
 pub mod home;
 pub mod inventory;
 pub mod known_hosts;
+pub mod rdp;
 pub mod secrets;
 pub mod session;
 pub mod ssh;

@@ -1,0 +1,999 @@
+//! RDP sessions over any route of the dialer, with IronRDP: TLS always, NLA
+//! (CredSSP with NTLM) when the server offers it, never standard RDP security.
+//! The server's certificate is trusted by a system CA for its name or pinned on
+//! first use (see [`certs`]). The session keeps the framebuffer; the UI takes
+//! coalesced dirty rectangles as binary updates (see [`frame`]) and sends input.
+//!
+//! INVARIANT: the password lives in a [`Secret`] and in IronRDP's connector only
+//! for the connection sequence; it is never logged or put in an error.
+
+pub mod certs;
+pub mod frame;
+pub mod keys;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ironrdp_connector::{ClientConnector, ConnectorErrorKind, Credentials, DesktopSize};
+use ironrdp_input::{Database, MouseButton, MousePosition, Operation, Scancode, WheelRotations};
+use ironrdp_pdu::rdp::capability_sets::MajorPlatformType;
+use ironrdp_pdu::rdp::client_info::{PerformanceFlags, TimezoneInfo};
+use ironrdp_session::image::DecodedImage;
+use ironrdp_session::{ActiveStage, ActiveStageOutput};
+use ironrdp_tokio::{FramedWrite as _, TokioFramed};
+use portcullis_proto::{CertFingerprint, Secret};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{Notify, mpsc, watch};
+
+use crate::ssh::{HostKeyDecision, Prompter, UnknownHostKey};
+use certs::{CertStore, CertVerdict};
+use frame::{Damage, Rect};
+
+/// Where the session goes, under the name the user gave (the certificate is
+/// pinned under it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RdpTarget {
+    pub host: String,
+    pub port: u16,
+}
+
+/// Who logs on. `user` may be `DOMAIN\user` or `user@domain`.
+#[derive(Debug, Clone)]
+pub struct RdpCredentials {
+    pub user: String,
+    pub password: Secret<String>,
+    pub domain: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RdpOptions {
+    pub width: u16,
+    pub height: u16,
+    /// Longest wait for the whole connection sequence (TLS, NLA, capabilities).
+    pub connect_timeout: Duration,
+}
+
+impl Default for RdpOptions {
+    fn default() -> RdpOptions {
+        RdpOptions {
+            width: 1024,
+            height: 768,
+            connect_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Desktop sizes accepted (RDP allows 200..8192; smaller is refused as a typo).
+pub const MIN_SIZE: u16 = 200;
+pub const MAX_SIZE: u16 = 8192;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RdpError {
+    #[error("{host}:{port}: the server rejected the user name or password")]
+    AuthRejected { host: String, port: u16 },
+    #[error(
+        "{host}:{port}: the server's certificate is not trusted and was not accepted (SHA-256 {fingerprint})"
+    )]
+    CertificateRefused {
+        host: String,
+        port: u16,
+        fingerprint: String,
+    },
+    #[error(
+        "WARNING: the certificate of {host}:{port} has changed. Pinned SHA-256 {pinned}, presented {presented}. \
+         Someone could be intercepting the connection. If the server was reinstalled, remove the pin at {location} and connect again."
+    )]
+    CertificateChanged {
+        host: String,
+        port: u16,
+        pinned: String,
+        presented: String,
+        location: String,
+    },
+    #[error("{host}:{port} offers neither TLS nor NLA security: {cause}")]
+    SecurityNotOffered {
+        host: String,
+        port: u16,
+        cause: String,
+    },
+    #[error("{host}:{port}: no RDP session within {seconds} s")]
+    Timeout {
+        host: String,
+        port: u16,
+        seconds: u64,
+    },
+    #[error("{host}:{port}: the RDP connection failed: {cause}")]
+    Connect {
+        host: String,
+        port: u16,
+        cause: String,
+    },
+    #[error("invalid RDP settings: {0}")]
+    Invalid(String),
+    #[error("the RDP session has ended")]
+    Ended,
+}
+
+/// How a session ended; each is told apart in the UI.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
+pub enum RdpEnd {
+    /// We disconnected.
+    Closed,
+    /// The user logged off on the remote desktop.
+    LoggedOff,
+    /// The server ended the session (administrator, another logon, shutdown).
+    ServerDisconnected(String),
+    /// The connection broke (network, tunnel, server gone).
+    ConnectionLost(String),
+}
+
+impl std::fmt::Display for RdpEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RdpEnd::Closed => f.write_str("disconnected"),
+            RdpEnd::LoggedOff => f.write_str("the user logged off"),
+            RdpEnd::ServerDisconnected(why) => write!(f, "the server ended the session: {why}"),
+            RdpEnd::ConnectionLost(why) => write!(f, "connection lost: {why}"),
+        }
+    }
+}
+
+/// Input from the person, in desktop coordinates.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RdpInput {
+    MouseMove {
+        x: u16,
+        y: u16,
+    },
+    /// `button`: 0 left, 1 middle, 2 right, 3 back, 4 forward (as the web numbers them).
+    MouseButton {
+        button: u8,
+        down: bool,
+    },
+    /// Positive `delta` turns away from the user (up) or to the right.
+    Wheel {
+        vertical: bool,
+        delta: i16,
+    },
+    /// A key by its `KeyboardEvent.code`.
+    Key {
+        code: String,
+        down: bool,
+    },
+    /// A key by scancode, when the caller knows it.
+    Scancode {
+        extended: bool,
+        code: u8,
+        down: bool,
+    },
+    /// Text with no key behind it (IME, characters the server's layout lacks).
+    Text {
+        text: String,
+    },
+    /// Releases every held key and button (focus left the view).
+    ReleaseAll,
+    /// Ctrl+Alt+Del, which the local system would otherwise take.
+    CtrlAltDel,
+}
+
+/// Longest text sent by one [`RdpInput::Text`].
+pub const MAX_TEXT_INPUT: usize = 4096;
+
+enum Command {
+    Input(Vec<RdpInput>),
+    Close,
+}
+
+struct Screen {
+    image: DecodedImage,
+    damage: Damage,
+    /// The next update must be a full frame.
+    full: bool,
+}
+
+/// A live RDP session. Dropping it disconnects.
+pub struct RdpSession {
+    commands: mpsc::Sender<Command>,
+    screen: Arc<Mutex<Screen>>,
+    changed: Arc<Notify>,
+    end: watch::Receiver<Option<RdpEnd>>,
+    width: u16,
+    height: u16,
+    certificate: CertFingerprint,
+    bytes_in: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// How the server's certificate was trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertTrustedBy {
+    SystemCa,
+    Pinned,
+    AcceptedNow,
+}
+
+impl RdpSession {
+    /// Runs the connection sequence over `io` (any route) and starts the session.
+    pub async fn connect<S>(
+        io: S,
+        target: RdpTarget,
+        credentials: &RdpCredentials,
+        options: &RdpOptions,
+        store: &CertStore,
+        prompter: Arc<dyn Prompter>,
+    ) -> Result<(RdpSession, CertTrustedBy), RdpError>
+    where
+        S: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static,
+    {
+        validate(&target, credentials, options)?;
+        let seconds = options.connect_timeout.as_secs();
+        let (host, port) = (target.host.clone(), target.port);
+        tokio::time::timeout(
+            options.connect_timeout,
+            connect_inner(io, target, credentials, options, store, prompter),
+        )
+        .await
+        .map_err(|_| RdpError::Timeout {
+            host,
+            port,
+            seconds,
+        })?
+    }
+
+    pub fn size(&self) -> (u16, u16) {
+        (self.width, self.height)
+    }
+
+    pub fn certificate(&self) -> CertFingerprint {
+        self.certificate
+    }
+
+    /// Bytes received from the server so far (after TLS), for the benchmark.
+    pub fn bytes_in(&self) -> u64 {
+        self.bytes_in.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Waits until the screen changed (or the session ended) since the last update taken.
+    pub async fn changed(&self) {
+        self.changed.notified().await
+    }
+
+    /// The changes since the last call, encoded (see [`frame`]); `None` when nothing changed.
+    pub fn take_update(&self) -> Option<Vec<u8>> {
+        let mut screen = self.screen.lock().expect("screen lock");
+        let (width, height) = (screen.image.width(), screen.image.height());
+        if screen.full {
+            screen.full = false;
+            screen.damage.take();
+            let all = Rect {
+                x: 0,
+                y: 0,
+                width,
+                height,
+            };
+            return Some(encode_rects(&screen.image, &[all], true));
+        }
+        if screen.damage.is_empty() {
+            return None;
+        }
+        let rects = screen.damage.take();
+        Some(encode_rects(&screen.image, &rects, false))
+    }
+
+    /// The whole desktop as one update, for a view (re)attaching.
+    pub fn full_frame(&self) -> Vec<u8> {
+        let mut screen = self.screen.lock().expect("screen lock");
+        screen.damage.take();
+        screen.full = false;
+        let all = Rect {
+            x: 0,
+            y: 0,
+            width: screen.image.width(),
+            height: screen.image.height(),
+        };
+        encode_rects(&screen.image, &[all], true)
+    }
+
+    /// Sends input; an error means the session has ended.
+    pub async fn input(&self, events: Vec<RdpInput>) -> Result<(), RdpError> {
+        for event in &events {
+            if let RdpInput::Text { text } = event
+                && text.len() > MAX_TEXT_INPUT
+            {
+                return Err(RdpError::Invalid(format!(
+                    "text input longer than {MAX_TEXT_INPUT} bytes"
+                )));
+            }
+        }
+        self.commands
+            .send(Command::Input(events))
+            .await
+            .map_err(|_| RdpError::Ended)
+    }
+
+    /// How the session ended, once it has.
+    pub fn ended(&self) -> Option<RdpEnd> {
+        self.end.borrow().clone()
+    }
+
+    /// Waits for the end of the session.
+    pub async fn wait_end(&self) -> RdpEnd {
+        let mut end = self.end.clone();
+        loop {
+            if let Some(why) = end.borrow_and_update().clone() {
+                return why;
+            }
+            if end.changed().await.is_err() {
+                return RdpEnd::ConnectionLost("the session task stopped".into());
+            }
+        }
+    }
+
+    /// Disconnects politely and waits (briefly) for the end.
+    pub async fn close(&self) -> RdpEnd {
+        let _ = self.commands.send(Command::Close).await;
+        match tokio::time::timeout(Duration::from_secs(5), self.wait_end()).await {
+            Ok(end) => end,
+            Err(_) => RdpEnd::Closed,
+        }
+    }
+}
+
+fn encode_rects(image: &DecodedImage, rects: &[Rect], full: bool) -> Vec<u8> {
+    frame::encode(
+        image.data(),
+        image.stride(),
+        image.width(),
+        image.height(),
+        rects,
+        full,
+    )
+}
+
+fn validate(
+    target: &RdpTarget,
+    credentials: &RdpCredentials,
+    options: &RdpOptions,
+) -> Result<(), RdpError> {
+    let invalid = |m: String| Err(RdpError::Invalid(m));
+    if target.host.is_empty() || target.host.len() > 255 {
+        return invalid("the host name must have 1 to 255 characters".into());
+    }
+    if target.port == 0 {
+        return invalid("the port must be 1 to 65535".into());
+    }
+    if credentials.user.trim().is_empty() || credentials.user.len() > 256 {
+        return invalid("the user name must have 1 to 256 characters".into());
+    }
+    if credentials.password.expose().len() > 512 {
+        return invalid("the password is longer than 512 bytes".into());
+    }
+    for (what, value) in [("width", options.width), ("height", options.height)] {
+        if !(MIN_SIZE..=MAX_SIZE).contains(&value) {
+            return invalid(format!(
+                "the desktop {what} must be {MIN_SIZE} to {MAX_SIZE} pixels, not {value}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `DOMAIN\user` becomes user + domain; `user@domain` stays whole (NTLM takes it).
+pub fn split_user(user: &str, domain: Option<&str>) -> (String, Option<String>) {
+    match user.split_once('\\') {
+        Some((d, u)) if !d.is_empty() && !u.is_empty() => (u.to_owned(), Some(d.to_owned())),
+        _ => (
+            user.to_owned(),
+            domain.filter(|d| !d.is_empty()).map(str::to_owned),
+        ),
+    }
+}
+
+fn config(credentials: &RdpCredentials, options: &RdpOptions) -> ironrdp_connector::Config {
+    let (username, domain) = split_user(&credentials.user, credentials.domain.as_deref());
+    ironrdp_connector::Config {
+        desktop_size: DesktopSize {
+            width: options.width,
+            height: options.height,
+        },
+        monitor_layout: None,
+        desktop_scale_factor: 0,
+        desktop_physical_size: None,
+        desktop_orientation: None,
+        device_scale_factor: None,
+        monitor_extended_layout: None,
+        relative_mouse_input: false,
+        // TLS with the server's own logon screen, or TLS + NLA: both encrypt;
+        // standard RDP security (RC4, no server authentication) is never offered.
+        enable_tls: true,
+        enable_credssp: true,
+        enable_standard_rdp_security: false,
+        credentials: Credentials::UsernamePassword {
+            username,
+            password: credentials.password.expose().clone(),
+        },
+        domain,
+        client_build: 0,
+        client_name: "portcullis".to_owned(),
+        keyboard_type: ironrdp_pdu::gcc::KeyboardType::IBM_ENHANCED,
+        keyboard_subtype: 0,
+        keyboard_functional_keys_count: 12,
+        keyboard_layout: 0,
+        connection_type: ironrdp_pdu::gcc::ConnectionType::Lan,
+        ime_file_name: String::new(),
+        bitmap: Some(ironrdp_connector::BitmapConfig {
+            lossy_compression: false,
+            color_depth: 32,
+            codecs: ironrdp_pdu::rdp::capability_sets::client_codecs_capabilities(&[])
+                .unwrap_or_default(),
+        }),
+        dig_product_id: String::new(),
+        client_dir: "C:\\Windows\\System32\\mstscax.dll".to_owned(),
+        alternate_shell: String::new(),
+        work_dir: String::new(),
+        remote_application_mode: false,
+        rail_support_level: ironrdp_pdu::rdp::capability_sets::RailSupportLevel::empty(),
+        platform: MajorPlatformType::UNIX,
+        hardware_id: None,
+        request_data: None,
+        autologon: false,
+        enable_audio_playback: false,
+        enable_audio_capture: false,
+        performance_flags: PerformanceFlags::default(),
+        license_cache: None,
+        timezone_info: TimezoneInfo::default(),
+        compression_type: None,
+        enable_server_pointer: false,
+        pointer_software_rendering: true,
+        multitransport_flags: None,
+        support_dyn_vc_gfx_protocol: false,
+    }
+}
+
+/// NTLM needs no network besides the connection itself; Kerberos (a KDC) is
+/// not offered, so any request here is refused.
+struct NoKdc;
+
+impl ironrdp_tokio::NetworkClient for NoKdc {
+    async fn send(
+        &mut self,
+        _: &ironrdp_connector::sspi::generator::NetworkRequest,
+    ) -> ironrdp_connector::ConnectorResult<Vec<u8>> {
+        Err(ironrdp_connector::general_err!(
+            "Kerberos is not supported; use NTLM"
+        ))
+    }
+}
+
+async fn connect_inner<S>(
+    io: S,
+    target: RdpTarget,
+    credentials: &RdpCredentials,
+    options: &RdpOptions,
+    store: &CertStore,
+    prompter: Arc<dyn Prompter>,
+) -> Result<(RdpSession, CertTrustedBy), RdpError>
+where
+    S: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static,
+{
+    let RdpTarget { host, port } = target.clone();
+    let failed = |cause: String| RdpError::Connect {
+        host: host.clone(),
+        port,
+        cause,
+    };
+    let mut framed = TokioFramed::new(io);
+    let client_addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
+    let mut connector = ClientConnector::new(config(credentials, options), client_addr);
+    let should_upgrade = ironrdp_tokio::connect_begin(&mut framed, &mut connector)
+        .await
+        .map_err(|e| connector_error(e, &target, false))?;
+
+    let (stream, leftover) = framed.into_inner();
+    if !leftover.is_empty() {
+        return Err(failed("unexpected bytes before the TLS handshake".into()));
+    }
+    // Validation by a system CA first; when that fails the certificate is held
+    // for the pin check below, before a single byte of RDP goes over it.
+    let unverified: Arc<Mutex<Option<String>>> = Arc::default();
+    let callback: ironrdp_tls::CertificateValidationCallback = {
+        let unverified = Arc::clone(&unverified);
+        Arc::new(move |_der: &[u8], _endpoint: &str, error: &str| {
+            *unverified.lock().expect("unverified lock") = Some(error.to_owned());
+            true
+        })
+    };
+    let tls_name = tls_server_name(&host);
+    let (tls, certificate) =
+        ironrdp_tls::upgrade_with_certificate_validation_callback(stream, &tls_name, callback)
+            .await
+            .map_err(|e| failed(format!("TLS handshake: {e}")))?;
+    let der = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|certs| certs.first())
+        .map(|cert| cert.as_ref().to_vec())
+        .ok_or_else(|| failed("the server sent no certificate".into()))?;
+    let fingerprint = CertFingerprint::of_der(&der);
+    let ca_error = unverified.lock().expect("unverified lock").take();
+    let trusted_by = match ca_error {
+        None => CertTrustedBy::SystemCa,
+        Some(_) => trust_pinned(&target, &fingerprint, store, prompter.as_ref()).await?,
+    };
+    let server_public_key = ironrdp_tls::extract_tls_server_public_key(&certificate)
+        .ok_or_else(|| failed("the server certificate has no usable public key".into()))?
+        .to_vec();
+
+    let upgraded = ironrdp_tokio::mark_as_upgraded(should_upgrade, &mut connector);
+    let mut framed = TokioFramed::new(tls);
+    // NLA runs here rather than inside `connect_finalize`, so that a failure in
+    // it is known to be one of the credentials phase.
+    if connector.should_perform_credssp() {
+        nla(
+            &mut connector,
+            &mut framed,
+            &host,
+            server_public_key.clone(),
+        )
+        .await
+        .map_err(|e| connector_error(e, &target, true))?;
+    }
+    let outcome = ironrdp_tokio::connect_finalize(
+        upgraded,
+        connector,
+        &mut framed,
+        &mut NoKdc,
+        host.clone().into(),
+        server_public_key,
+        None,
+    )
+    .await
+    .map_err(|e| connector_error(e, &target, false))?;
+    let result = outcome
+        .into_connected()
+        .map_err(|e| connector_error(e, &target, false))?;
+
+    let width = result.desktop_size.width;
+    let height = result.desktop_size.height;
+    let image = DecodedImage::new(
+        ironrdp_graphics::image_processing::PixelFormat::RgbA32,
+        width,
+        height,
+    );
+    let stage = ironrdp_session::ActiveStageBuilder {
+        static_channels: result.static_channels,
+        user_channel_id: result.user_channel_id,
+        io_channel_id: result.io_channel_id,
+        message_channel_id: result.message_channel_id,
+        share_id: result.share_id,
+        compression_type: result.compression_type,
+        enable_server_pointer: result.enable_server_pointer,
+        pointer_software_rendering: result.pointer_software_rendering,
+    }
+    .build();
+
+    let screen = Arc::new(Mutex::new(Screen {
+        image,
+        damage: Damage::default(),
+        full: true,
+    }));
+    let changed = Arc::new(Notify::new());
+    let (commands, command_rx) = mpsc::channel(256);
+    let (end_tx, end) = watch::channel(None);
+    let bytes_in = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let task = SessionTask {
+        framed,
+        stage,
+        screen: Arc::clone(&screen),
+        changed: Arc::clone(&changed),
+        input: Database::new(),
+        bytes_in: Arc::clone(&bytes_in),
+        started: std::time::Instant::now(),
+    };
+    tokio::spawn(async move {
+        let why = task.run(command_rx).await;
+        tracing::info!(end = %why, "RDP session ended");
+        let _ = end_tx.send(Some(why));
+    });
+    // Wake any waiter so the first full frame is taken.
+    changed.notify_one();
+    Ok((
+        RdpSession {
+            commands,
+            screen,
+            changed,
+            end,
+            width,
+            height,
+            certificate: fingerprint,
+            bytes_in,
+        },
+        trusted_by,
+    ))
+}
+
+/// The CredSSP exchange (NTLM inside TLS), as `connect_finalize` would run it.
+async fn nla<S>(
+    connector: &mut ClientConnector,
+    framed: &mut TokioFramed<S>,
+    host: &str,
+    server_public_key: Vec<u8>,
+) -> ironrdp_connector::ConnectorResult<()>
+where
+    S: AsyncRead + AsyncWrite + Send + Sync + Unpin,
+{
+    let selected_protocol = match connector.state {
+        ironrdp_connector::ClientConnectorState::Credssp {
+            selected_protocol, ..
+        } => selected_protocol,
+        _ => {
+            return Err(ironrdp_connector::general_err!(
+                "invalid connector state for CredSSP"
+            ));
+        }
+    };
+    let (sequence, ts_request) = ironrdp_connector::credssp::CredsspSequence::init(
+        connector.config.credentials.clone(),
+        connector.config.domain.as_deref(),
+        selected_protocol,
+        host.to_owned().into(),
+        server_public_key,
+        None,
+    )?;
+    let mut buf = ironrdp_core::WriteBuf::new();
+    ironrdp_tokio::perform_credssp(framed, &mut NoKdc, &mut buf, sequence, ts_request).await?;
+    connector.mark_credssp_as_done();
+    Ok(())
+}
+
+/// rustls needs a DNS name or an IP address; other spellings (a catalog name
+/// with an underscore, say) are checked by pin only, under a placeholder.
+fn tls_server_name(host: &str) -> String {
+    if rustls_pki_types::ServerName::try_from(host.to_owned()).is_ok() {
+        host.to_owned()
+    } else {
+        "rdp.invalid".to_owned()
+    }
+}
+
+async fn trust_pinned(
+    target: &RdpTarget,
+    fingerprint: &CertFingerprint,
+    store: &CertStore,
+    prompter: &dyn Prompter,
+) -> Result<CertTrustedBy, RdpError> {
+    match store.check(&target.host, target.port, fingerprint) {
+        CertVerdict::Trusted => Ok(CertTrustedBy::Pinned),
+        CertVerdict::Changed { pinned, location } => Err(RdpError::CertificateChanged {
+            host: target.host.clone(),
+            port: target.port,
+            pinned: pinned.to_colon_hex(),
+            presented: fingerprint.to_colon_hex(),
+            location,
+        }),
+        CertVerdict::Unknown => {
+            let question = UnknownHostKey {
+                host: target.host.clone(),
+                port: target.port,
+                key_type: "RDP server certificate".into(),
+                fingerprint: fingerprint.to_colon_hex(),
+            };
+            match prompter.unknown_host_key(&question).await {
+                HostKeyDecision::Reject => Err(RdpError::CertificateRefused {
+                    host: target.host.clone(),
+                    port: target.port,
+                    fingerprint: fingerprint.to_colon_hex(),
+                }),
+                HostKeyDecision::AcceptOnce => Ok(CertTrustedBy::AcceptedNow),
+                HostKeyDecision::AcceptAndRemember => {
+                    store
+                        .remember(&target.host, target.port, fingerprint)
+                        .map_err(|e| RdpError::Connect {
+                            host: target.host.clone(),
+                            port: target.port,
+                            cause: format!(
+                                "cannot record the certificate in {}: {e}",
+                                store.path().display()
+                            ),
+                        })?;
+                    Ok(CertTrustedBy::AcceptedNow)
+                }
+            }
+        }
+    }
+}
+
+/// Turns IronRDP's errors into ones a person can act on. `during_nla`: the
+/// error came from the phase where credentials are checked.
+fn connector_error(
+    error: ironrdp_connector::ConnectorError,
+    target: &RdpTarget,
+    during_nla: bool,
+) -> RdpError {
+    let (host, port) = (target.host.clone(), target.port);
+    let text = error.to_string();
+    tracing::debug!(%host, port, error = %text, "RDP connection sequence failed");
+    match error.kind() {
+        ConnectorErrorKind::AccessDenied => RdpError::AuthRejected { host, port },
+        ConnectorErrorKind::Credssp(e) if is_logon_failure(e) => {
+            RdpError::AuthRejected { host, port }
+        }
+        ConnectorErrorKind::Negotiation(failure) => RdpError::SecurityNotOffered {
+            host,
+            port,
+            cause: failure.to_string(),
+        },
+        _ if during_nla && looks_like_nla_refusal(&error) => RdpError::AuthRejected { host, port },
+        _ => RdpError::Connect {
+            host,
+            port,
+            cause: cause_chain(&error),
+        },
+    }
+}
+
+fn is_logon_failure(error: &ironrdp_connector::sspi::Error) -> bool {
+    use ironrdp_connector::sspi::ErrorKind;
+    matches!(
+        error.error_type,
+        ErrorKind::LogonDenied
+            | ErrorKind::NoCredentials
+            | ErrorKind::UnknownCredentials
+            | ErrorKind::WrongPrincipalName
+            | ErrorKind::MessageAltered
+    ) || error.description.contains("0xC000006D")
+}
+
+/// Servers that refuse NTLM credentials often just close the connection (FreeRDP
+/// does) or send a TSRequest error code, instead of an SSPI status.
+fn looks_like_nla_refusal(error: &ironrdp_connector::ConnectorError) -> bool {
+    let text = cause_chain(error).to_ascii_lowercase();
+    [
+        "logon",
+        "eof",
+        "not enough bytes",
+        "connection reset",
+        "unexpected end",
+        "c000006d",
+        "access denied",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
+}
+
+fn cause_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        let part = inner.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = inner.source();
+    }
+    text
+}
+
+type Upgraded<S> = TokioFramed<ironrdp_tls::TlsStream<S>>;
+
+struct SessionTask<S> {
+    framed: Upgraded<S>,
+    stage: ActiveStage,
+    screen: Arc<Mutex<Screen>>,
+    changed: Arc<Notify>,
+    input: Database,
+    bytes_in: Arc<std::sync::atomic::AtomicU64>,
+    started: std::time::Instant,
+}
+
+enum Step {
+    Continue,
+    End(RdpEnd),
+}
+
+impl<S> SessionTask<S>
+where
+    S: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static,
+{
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) -> RdpEnd {
+        let end = loop {
+            let step = tokio::select! {
+                pdu = self.framed.read_pdu() => match pdu {
+                    Ok((action, payload)) => self.server_pdu(action, &payload).await,
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                        Step::End(RdpEnd::ConnectionLost("the server closed the connection".into()))
+                    }
+                    Err(e) => Step::End(RdpEnd::ConnectionLost(e.to_string())),
+                },
+                command = commands.recv() => match command {
+                    Some(Command::Input(events)) => self.send_input(&events).await,
+                    Some(Command::Close) | None => {
+                        self.shutdown().await;
+                        Step::End(RdpEnd::Closed)
+                    }
+                },
+            };
+            if let Step::End(why) = step {
+                break why;
+            }
+        };
+        self.changed.notify_one();
+        end
+    }
+
+    async fn server_pdu(&mut self, action: ironrdp_pdu::Action, payload: &[u8]) -> Step {
+        self.bytes_in
+            .fetch_add(payload.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let now = ironrdp_core::MonotonicInstant::from_millis(
+            u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        );
+        let outputs = {
+            let mut screen = self.screen.lock().expect("screen lock");
+            match self
+                .stage
+                .process(&mut screen.image, action, payload, Some(now))
+            {
+                Ok(outputs) => outputs,
+                Err(e) => {
+                    return Step::End(RdpEnd::ConnectionLost(format!(
+                        "undecodable data from the server: {}",
+                        cause_chain(&e)
+                    )));
+                }
+            }
+        };
+        self.outputs(outputs).await
+    }
+
+    async fn outputs(&mut self, outputs: Vec<ActiveStageOutput>) -> Step {
+        let mut drew = false;
+        for output in outputs {
+            match output {
+                ActiveStageOutput::ResponseFrame(frame) if !frame.is_empty() => {
+                    if let Err(e) = self.framed.write_all(&frame).await {
+                        return Step::End(RdpEnd::ConnectionLost(e.to_string()));
+                    }
+                }
+                ActiveStageOutput::GraphicsUpdate(region) => {
+                    let rect = Rect {
+                        x: region.left,
+                        y: region.top,
+                        width: region.right.saturating_sub(region.left).saturating_add(1),
+                        height: region.bottom.saturating_sub(region.top).saturating_add(1),
+                    };
+                    self.screen.lock().expect("screen lock").damage.add(rect);
+                    drew = true;
+                }
+                ActiveStageOutput::Terminate(reason) => {
+                    let text = reason.to_string();
+                    let lower = text.to_ascii_lowercase();
+                    let end = if lower.contains("logoff")
+                        || lower.contains("logged off")
+                        || lower.contains("log off")
+                    {
+                        RdpEnd::LoggedOff
+                    } else {
+                        RdpEnd::ServerDisconnected(text)
+                    };
+                    return Step::End(end);
+                }
+                ActiveStageOutput::DeactivateAll => {
+                    // A reactivation (the server changed resolution, or a
+                    // reconnection) is not followed yet: say so plainly.
+                    return Step::End(RdpEnd::ServerDisconnected(
+                        "the server restarted the session's display (reactivation is not supported yet)".into(),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        if drew {
+            self.changed.notify_one();
+        }
+        Step::Continue
+    }
+
+    async fn send_input(&mut self, events: &[RdpInput]) -> Step {
+        let mut operations = Vec::with_capacity(events.len());
+        let mut fastpath = Vec::new();
+        for event in events {
+            match event {
+                RdpInput::MouseMove { x, y } => {
+                    operations.push(Operation::MouseMove(MousePosition { x: *x, y: *y }))
+                }
+                RdpInput::MouseButton { button, down } => {
+                    if let Some(button) = MouseButton::from_web_button(*button) {
+                        operations.push(if *down {
+                            Operation::MouseButtonPressed(button)
+                        } else {
+                            Operation::MouseButtonReleased(button)
+                        });
+                    }
+                }
+                RdpInput::Wheel { vertical, delta } => {
+                    operations.push(Operation::WheelRotations(WheelRotations {
+                        is_vertical: *vertical,
+                        rotation_units: *delta,
+                    }))
+                }
+                RdpInput::Key { code, down } => {
+                    if let Some((extended, code)) = keys::scancode(code) {
+                        let scancode = Scancode::from_u8(extended, code);
+                        operations.push(if *down {
+                            Operation::KeyPressed(scancode)
+                        } else {
+                            Operation::KeyReleased(scancode)
+                        });
+                    }
+                }
+                RdpInput::Scancode {
+                    extended,
+                    code,
+                    down,
+                } => {
+                    let scancode = Scancode::from_u8(*extended, *code);
+                    operations.push(if *down {
+                        Operation::KeyPressed(scancode)
+                    } else {
+                        Operation::KeyReleased(scancode)
+                    });
+                }
+                RdpInput::Text { text } => {
+                    for c in text.chars() {
+                        operations.push(Operation::UnicodeKeyPressed(c));
+                        operations.push(Operation::UnicodeKeyReleased(c));
+                    }
+                }
+                RdpInput::ReleaseAll => {
+                    fastpath.extend(self.input.apply(std::mem::take(&mut operations)));
+                    fastpath.extend(self.input.release_all());
+                }
+                RdpInput::CtrlAltDel => {
+                    let ctrl = Scancode::from_u8(false, 0x1D);
+                    let alt = Scancode::from_u8(false, 0x38);
+                    let del = Scancode::from_u8(true, 0x53);
+                    operations.extend([
+                        Operation::KeyPressed(ctrl),
+                        Operation::KeyPressed(alt),
+                        Operation::KeyPressed(del),
+                        Operation::KeyReleased(del),
+                        Operation::KeyReleased(alt),
+                        Operation::KeyReleased(ctrl),
+                    ]);
+                }
+            }
+        }
+        fastpath.extend(self.input.apply(operations));
+        if fastpath.is_empty() {
+            return Step::Continue;
+        }
+        let outputs = {
+            let mut screen = self.screen.lock().expect("screen lock");
+            match self
+                .stage
+                .process_fastpath_input(&mut screen.image, &fastpath)
+            {
+                Ok(outputs) => outputs,
+                Err(e) => {
+                    tracing::warn!(error = %e, "input not encodable, dropped");
+                    return Step::Continue;
+                }
+            }
+        };
+        self.outputs(outputs).await
+    }
+
+    async fn shutdown(&mut self) {
+        if let Ok(outputs) = self.stage.graceful_shutdown() {
+            for output in outputs {
+                if let ActiveStageOutput::ResponseFrame(frame) = output {
+                    let _ = self.framed.write_all(&frame).await;
+                }
+            }
+        }
+    }
+}
