@@ -37,6 +37,9 @@ fn main() {
             "session_search",
             "session_close",
             "prompt_answer",
+            "rdp_open",
+            "rdp_input",
+            "rdp_refresh",
         ]));
     if let Err(e) = tauri_build::try_build(attributes.config_path("../tauri.conf.json")) {
         panic!("tauri build step: {e:#}");

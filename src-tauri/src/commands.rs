@@ -6,7 +6,7 @@ use portcullis_client::Client;
 use portcullis_client::dial::{Dialer, JumpHop, Route};
 use portcullis_client::home::ClientHome;
 use portcullis_client::inventory::{
-    Folder, Gateway, HistoryEntry, Host, HostDraft, Inventory, Protocol, RouteSpec,
+    Folder, Gateway, HistoryEntry, Host, HostDraft, Inventory, Protocol, RdpSettings, RouteSpec,
 };
 use portcullis_client::secrets::{SecretStore, StoreChoice, StoreStatus};
 use portcullis_client::session::PinPolicy;
@@ -268,7 +268,14 @@ pub enum Target {
         gateway: String,
         host: String,
         user: String,
+        /// As the gateway's host list says.
+        #[serde(default = "ssh")]
+        protocol: Protocol,
     },
+}
+
+fn ssh() -> Protocol {
+    Protocol::Ssh
 }
 
 fn default_methods() -> Vec<AuthMethod> {
@@ -333,23 +340,27 @@ fn password_slot(host: &Host, auth: &SshAuth) -> PasswordSlot {
 
 /// Where to connect: route, the name host keys are checked under, port, auth,
 /// and the history labels.
-struct Plan {
-    route: Route,
-    host: String,
-    port: u16,
-    auth: SshAuth,
-    label: String,
-    gateway_url: Option<String>,
+pub(crate) struct Plan {
+    pub(crate) protocol: Protocol,
+    /// The display settings of an RDP inventory host (defaults otherwise).
+    pub(crate) rdp: RdpSettings,
+    pub(crate) route: Route,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) auth: SshAuth,
+    pub(crate) label: String,
+    pub(crate) gateway_url: Option<String>,
     /// Saved (or to be saved) passwords of the inventory hosts involved.
-    passwords: Vec<PasswordSlot>,
+    pub(crate) passwords: Vec<PasswordSlot>,
 }
 
-async fn plan(state: &AppState, target: Target) -> Result<Plan, UiError> {
+pub(crate) async fn plan(state: &AppState, target: Target) -> Result<Plan, UiError> {
     match target {
         Target::Gateway {
             gateway,
             host,
             user,
+            protocol,
         } => {
             let user = user.trim().to_owned();
             if user.is_empty()
@@ -359,12 +370,15 @@ async fn plan(state: &AppState, target: Target) -> Result<Plan, UiError> {
                 return Err(UiError::invalid("user", "enter the user name to log in as"));
             }
             Ok(Plan {
+                protocol,
+                rdp: RdpSettings::default(),
                 route: Route::Gateway {
                     gateway: Some(gateway.clone()),
                 },
                 label: host.clone(),
                 host,
-                port: 22,
+                // The gateway picks the port; this one names the pinned key.
+                port: if protocol == Protocol::Rdp { 3389 } else { 22 },
                 auth: SshAuth {
                     user,
                     methods: default_methods(),
@@ -376,12 +390,6 @@ async fn plan(state: &AppState, target: Target) -> Result<Plan, UiError> {
         }
         Target::Inventory { id } => {
             let host = state.inventory.host(id).await?;
-            if host.protocol != Protocol::Ssh {
-                return Err(UiError::new(
-                    "unsupported",
-                    "RDP sessions are not available yet",
-                ));
-            }
             let mut passwords = Vec::new();
             let (route, gateway_url) = match &host.route {
                 RouteSpec::Direct => (Route::Direct, None),
@@ -422,6 +430,8 @@ async fn plan(state: &AppState, target: Target) -> Result<Plan, UiError> {
             let auth = auth_of(&host);
             passwords.push(password_slot(&host, &auth));
             Ok(Plan {
+                protocol: host.protocol,
+                rdp: host.rdp.clone(),
                 route,
                 host: host.address.clone(),
                 port: host.port,
@@ -446,6 +456,12 @@ pub async fn session_open(
     channel: Channel<SessionEvent>,
 ) -> Result<u64, UiError> {
     let plan = plan(&state, target).await?;
+    if plan.protocol != Protocol::Ssh {
+        return Err(UiError::new(
+            "unsupported",
+            format!("{} is an RDP host: open it in a desktop tab", plan.label),
+        ));
+    }
     let id = state.sessions.next_id();
     let history = state
         .inventory
@@ -683,6 +699,9 @@ pub async fn session_close(state: State<'_, AppState>, id: u64) -> Result<(), Ui
     if let Some(session) = state.sessions.remove(id) {
         session.close().await;
     }
+    if let Some(desktop) = state.sessions.remove_desktop(id) {
+        desktop.close().await;
+    }
     Ok(())
 }
 
@@ -738,6 +757,8 @@ mod tests {
                 session_paste,
                 session_close,
                 prompt_answer,
+                crate::desktop::rdp_input,
+                crate::desktop::rdp_refresh,
             ])
             .build(mock_context(noop_assets()))
             .unwrap();
@@ -832,6 +853,20 @@ mod tests {
         assert_eq!(
             call(&h, "session_close", json!({"id": 42})).unwrap(),
             Value::Null
+        );
+        let click =
+            json!({"id": 42, "events": [{"kind": "mouse_button", "button": 0, "down": true}]});
+        assert_eq!(
+            call(&h, "rdp_input", click).unwrap_err()["code"],
+            "no_session"
+        );
+        let flood = json!({"id": 42, "events": vec![json!({"kind": "release_all"}); crate::desktop::MAX_INPUT_EVENTS + 1]});
+        assert_eq!(call(&h, "rdp_input", flood).unwrap_err()["code"], "invalid");
+        let unknown = json!({"id": 42, "events": [{"kind": "format_disk"}]});
+        assert!(call(&h, "rdp_input", unknown).is_err());
+        assert_eq!(
+            call(&h, "rdp_refresh", json!({"id": 42})).unwrap_err()["code"],
+            "no_session"
         );
         let answer = json!({"id": 7, "answer": {"kind": "secret", "value": "hunter2"}});
         let refused = call(&h, "prompt_answer", answer).unwrap_err();

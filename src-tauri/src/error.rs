@@ -5,6 +5,7 @@
 use portcullis_client::ClientError;
 use portcullis_client::dial::DialError;
 use portcullis_client::inventory::InventoryError;
+use portcullis_client::rdp::RdpError;
 use portcullis_client::secrets::SecretsError;
 use portcullis_client::ssh::SshError;
 use portcullis_client::vault::VaultError;
@@ -115,6 +116,24 @@ impl From<SshError> for UiError {
             SshError::ConnectionLost { .. } => "connection_lost",
             SshError::Refused { .. } => "refused",
             SshError::Store { .. } => "storage",
+        };
+        UiError::new(code, e.to_string())
+    }
+}
+
+impl From<RdpError> for UiError {
+    fn from(e: RdpError) -> UiError {
+        let code = match &e {
+            RdpError::AuthRejected { .. } => "auth_rejected",
+            RdpError::CertificateRefused { .. } => "host_key_rejected",
+            // The UI shows a changed certificate like a changed host key.
+            RdpError::CertificateChanged { .. } => "host_key_changed",
+            RdpError::SecurityNotOffered { .. } => "rdp_security",
+            RdpError::Timeout { .. } => "timeout",
+            RdpError::Connect { .. } => "connection_lost",
+            RdpError::Invalid(_) => "invalid",
+            RdpError::Ended => "no_session",
+            RdpError::Cancelled { .. } => "cancelled",
         };
         UiError::new(code, e.to_string())
     }

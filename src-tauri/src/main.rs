@@ -5,6 +5,7 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 mod commands;
+mod desktop;
 mod error;
 mod sessions;
 
@@ -57,6 +58,9 @@ fn main() {
             commands::session_search,
             commands::session_close,
             commands::prompt_answer,
+            desktop::rdp_open,
+            desktop::rdp_input,
+            desktop::rdp_refresh,
         ])
         .run(tauri::generate_context!("../tauri.conf.json"));
     if let Err(e) = result {

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use portcullis_client::rdp::{RdpEnd, RdpSession};
 use portcullis_client::secrets::SecretStore;
 use portcullis_client::ssh::{HostKeyDecision, InteractiveRequest, Prompter, UnknownHostKey};
 use portcullis_client::terminal::{SessionEnd, TerminalSession};
@@ -42,6 +43,10 @@ pub enum SessionEvent {
     },
     Ended {
         end: SessionEnd,
+    },
+    /// An RDP session ended (its pixels travel on their own channel).
+    DesktopEnded {
+        end: RdpEnd,
     },
 }
 
@@ -98,6 +103,7 @@ type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<PromptAnswer>>>>;
 pub struct Sessions {
     next: AtomicU64,
     live: Mutex<HashMap<u64, TerminalSession>>,
+    desktops: Mutex<HashMap<u64, Arc<RdpSession>>>,
     pending: Pending,
 }
 
@@ -121,6 +127,26 @@ impl Sessions {
 
     pub fn remove(&self, id: u64) -> Option<TerminalSession> {
         self.live.lock().expect("sessions lock").remove(&id)
+    }
+
+    pub fn insert_desktop(&self, id: u64, session: Arc<RdpSession>) {
+        self.desktops
+            .lock()
+            .expect("sessions lock")
+            .insert(id, session);
+    }
+
+    pub fn desktop(&self, id: u64) -> Result<Arc<RdpSession>, UiError> {
+        self.desktops
+            .lock()
+            .expect("sessions lock")
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| UiError::new("no_session", format!("session {id} has ended")))
+    }
+
+    pub fn remove_desktop(&self, id: u64) -> Option<Arc<RdpSession>> {
+        self.desktops.lock().expect("sessions lock").remove(&id)
     }
 
     pub fn prompter(

@@ -110,7 +110,7 @@ mod session {
     fn credentials(password: &str) -> RdpCredentials {
         RdpCredentials {
             user: RDP_USER.into(),
-            password: Secret::new(password.to_owned()),
+            password: Some(Secret::new(password.to_owned())),
             domain: None,
         }
     }
@@ -348,10 +348,12 @@ mod session {
                 keys.push(RdpInput::Key {
                     code: code.into(),
                     down: true,
+                    text: None,
                 });
                 keys.push(RdpInput::Key {
                     code: code.into(),
                     down: false,
+                    text: None,
                 });
             }
             // A character with no key travels as Unicode text. FreeRDP 2's X11
@@ -361,6 +363,7 @@ mod session {
             keys.push(RdpInput::Key {
                 code: "Enter".into(),
                 down: true,
+                text: None,
             });
             keys.push(RdpInput::ReleaseAll);
             session.input(keys).await.unwrap();

@@ -30,6 +30,15 @@ export interface HostDraft {
   tags: string[];
   notes: string;
   favourite: boolean;
+  rdp: RdpSettings;
+}
+
+/** An RDP host's display: a fixed size, or (both null) the tab's size. */
+export interface RdpSettings {
+  width: number | null;
+  height: number | null;
+  clipboard: boolean;
+  domain: string;
 }
 
 export interface Host extends HostDraft {
@@ -157,12 +166,29 @@ export type SessionEnd =
   | { kind: "lost"; cause: string }
   | { kind: "closed_by_user" };
 
+export type RdpEnd =
+  | { kind: "closed" }
+  | { kind: "logged_off" }
+  | { kind: "server_disconnected"; detail: string }
+  | { kind: "connection_lost"; detail: string };
+
+/** Input to an RDP session, in desktop coordinates (mirrors `rdp::RdpInput`). */
+export type RdpInput =
+  | { kind: "mouse_move"; x: number; y: number }
+  | { kind: "mouse_button"; button: number; down: boolean }
+  | { kind: "wheel"; vertical: boolean; delta: number }
+  | { kind: "key"; code: string; down: boolean; text: string | null }
+  | { kind: "text"; text: string }
+  | { kind: "release_all" }
+  | { kind: "ctrl_alt_del" };
+
 export type SessionEvent =
   | { kind: "state"; state: "connecting" | "connected"; route: string | null }
   | { kind: "screen"; update: ScreenUpdate }
   | { kind: "prompt"; prompt: Prompt }
   | { kind: "failed"; error: UiError }
-  | { kind: "ended"; end: SessionEnd };
+  | { kind: "ended"; end: SessionEnd }
+  | { kind: "desktop_ended"; end: RdpEnd };
 
 export type Key =
   | { char: string }
@@ -190,7 +216,7 @@ export interface Modifiers {
 
 export type Target =
   | { kind: "inventory"; id: number }
-  | { kind: "gateway"; gateway: string; host: string; user: string };
+  | { kind: "gateway"; gateway: string; host: string; user: string; protocol: Protocol };
 
 export type PromptAnswer =
   | { kind: "host_key"; decision: "reject" | "accept_once" | "accept_and_remember" }
@@ -240,5 +266,20 @@ export const api = {
     invoke<string>("session_copy", { id, start, end }),
   sessionSearch: (id: number, query: string) => invoke<SearchMatch[]>("session_search", { id, query }),
   sessionClose: (id: number) => invoke<null>("session_close", { id }),
+  rdpOpen: (
+    target: Target,
+    width: number,
+    height: number,
+    onEvent: (event: SessionEvent) => void,
+    onFrame: (frame: ArrayBuffer) => void,
+  ) => {
+    const channel = new Channel<SessionEvent>();
+    channel.onmessage = onEvent;
+    const frames = new Channel<ArrayBuffer>();
+    frames.onmessage = onFrame;
+    return invoke<number>("rdp_open", { target, width, height, channel, frames });
+  },
+  rdpInput: (id: number, events: RdpInput[]) => invoke<null>("rdp_input", { id, events }),
+  rdpRefresh: (id: number) => invoke<null>("rdp_refresh", { id }),
   promptAnswer: (id: number, answer: PromptAnswer) => invoke<null>("prompt_answer", { id, answer }),
 };

@@ -10,6 +10,7 @@ import {
   type Overview,
   type Prompt,
   type PromptAnswer,
+  type RdpEnd,
   type RouteSpec,
   type SearchMatch,
   type SessionEnd,
@@ -17,26 +18,40 @@ import {
   type Target,
   type UiError,
 } from "./api";
+import { DesktopView } from "./desktop";
 import { clear, h } from "./dom";
 import { keyFromEvent, type KeyPress } from "./keys";
 import { allTags, filter, pieces, withTags, type Ranges } from "./search";
 import { scrollToShow, TerminalView } from "./screen";
 
-interface Tab {
+interface BaseTab {
   key: number;
-  /** Keys typed while the previous batch was on its way, sent next in order. */
-  pending: KeyPress[];
-  sending: boolean;
   title: string;
   target: Target;
   sessionId: number | null;
   state: "connecting" | "connected" | "closed";
   reason: string;
-  view: TerminalView;
   panel: HTMLElement;
   status: HTMLElement;
+}
+
+/** An SSH terminal. */
+interface TermTab extends BaseTab {
+  kind: "ssh";
+  /** Keys typed while the previous batch was on its way, sent next in order. */
+  pending: KeyPress[];
+  sending: boolean;
+  view: TerminalView;
   find: HTMLElement;
 }
+
+/** An RDP desktop. */
+interface DesktopTab extends BaseTab {
+  kind: "rdp";
+  desktop: DesktopView;
+}
+
+type Tab = TermTab | DesktopTab;
 
 type ListEntry =
   | { kind: "local"; host: Host }
@@ -453,16 +468,70 @@ export class App {
 
   private async connect(entry: ListEntry): Promise<void> {
     if (entry.kind === "local") {
-      if (entry.host.protocol !== "ssh") {
-        this.say("RDP sessions are not available yet.");
-        return;
+      if (entry.host.protocol === "rdp") {
+        this.openDesktopTab(entry.host.name, { kind: "inventory", id: entry.host.id });
+      } else {
+        this.openTab(entry.host.name, { kind: "inventory", id: entry.host.id });
       }
-      this.openTab(entry.host.name, { kind: "inventory", id: entry.host.id });
       return;
     }
     const user = await this.askText(`Log in to ${entry.host.name} as`, "User name", entry.user);
     if (user === null) return;
-    this.openTab(entry.host.name, { kind: "gateway", gateway: entry.gateway, host: entry.host.name, user });
+    const target: Target = { kind: "gateway", gateway: entry.gateway, host: entry.host.name, user, protocol: entry.host.protocol };
+    if (entry.host.protocol === "rdp") {
+      this.openDesktopTab(entry.host.name, target);
+    } else {
+      this.openTab(entry.host.name, target);
+    }
+  }
+
+  private openDesktopTab(title: string, target: Target): void {
+    const key = this.nextTab++;
+    const panel = h("section", { class: "panel desktop-panel", role: "tabpanel", "data-tab": String(key) });
+    const status = h("div", { class: "session-status" });
+    const tab: DesktopTab = {
+      kind: "rdp",
+      key,
+      title,
+      target,
+      sessionId: null,
+      state: "connecting",
+      reason: "",
+      panel,
+      status,
+      desktop: new DesktopView((events) => {
+        if (tab.sessionId !== null) void api.rdpInput(tab.sessionId, events).catch(() => undefined);
+      }),
+    };
+    panel.append(status, tab.desktop.element);
+    this.tabs.push(tab);
+    this.panels.append(panel);
+    this.activate(tab);
+    this.startSession(tab);
+  }
+
+  private startDesktop(tab: DesktopTab): void {
+    const { width, height } = tab.desktop.available();
+    api
+      .rdpOpen(
+        tab.target,
+        width,
+        height,
+        (event) => this.onEvent(tab, event),
+        (frame) => {
+          try {
+            tab.desktop.apply(frame);
+          } catch (e) {
+            // A broken update: ask for a whole frame rather than show garbage.
+            console.error(e);
+            if (tab.sessionId !== null) void api.rdpRefresh(tab.sessionId).catch(() => undefined);
+          }
+        },
+      )
+      .then((id) => {
+        tab.sessionId = id;
+      })
+      .catch((e: unknown) => this.closed(tab, asUiError(e).message));
   }
 
   private openTab(title: string, target: Target): void {
@@ -472,7 +541,8 @@ export class App {
     const screen = h("div", { class: "screen", tabindex: "0", "aria-label": `Terminal of ${title}` });
     const find = h("div", { class: "find-bar hidden", role: "search" });
     panel.append(status, find, screen);
-    const tab: Tab = {
+    const tab: TermTab = {
+      kind: "ssh",
       key,
       pending: [],
       sending: false,
@@ -498,6 +568,10 @@ export class App {
     tab.state = "connecting";
     tab.reason = "";
     this.renderTabs();
+    if (tab.kind === "rdp") {
+      this.startDesktop(tab);
+      return;
+    }
     const { cols, rows } = this.measure(tab);
     api
       .sessionOpen(tab.target, cols, rows, (event) => this.onEvent(tab, event))
@@ -514,13 +588,14 @@ export class App {
         tab.reason = event.route ? `via ${event.route}` : "";
         this.renderTabs();
         if (event.state === "connected" && this.active === tab) {
-          tab.view.element.focus();
+          this.focusTab(tab);
           this.fitActive();
         }
         // Recent connections and a just-saved password show in the sidebar.
         if (event.state === "connected") void this.refresh();
         break;
       case "screen":
+        if (tab.kind !== "ssh") break;
         tab.view.apply(event.update);
         if (event.update.title) {
           tab.reason = event.update.title;
@@ -536,6 +611,17 @@ export class App {
       case "ended":
         this.closed(tab, describeEnd(event.end));
         break;
+      case "desktop_ended":
+        this.closed(tab, describeDesktopEnd(event.end));
+        break;
+    }
+  }
+
+  private focusTab(tab: Tab): void {
+    if (tab.kind === "ssh") {
+      tab.view.element.focus();
+    } else {
+      tab.desktop.canvas.focus();
     }
   }
 
@@ -547,7 +633,7 @@ export class App {
     this.renderTabs();
   }
 
-  private wireTerminal(tab: Tab, screen: HTMLElement): void {
+  private wireTerminal(tab: TermTab, screen: HTMLElement): void {
     screen.addEventListener("keydown", (e) => {
       if (tab.sessionId === null) return;
       if (e.ctrlKey && e.shiftKey && e.key.toLowerCase() === "c") {
@@ -588,7 +674,7 @@ export class App {
   }
 
   /** The find bar: literal search through the scrollback, Enter for the next hit. */
-  private wireFind(tab: Tab): void {
+  private wireFind(tab: TermTab): void {
     const input = h("input", { type: "search", name: "find", placeholder: "Find in scrollback", "aria-label": "Find in scrollback" });
     const count = h("span", { class: "find-count", "aria-live": "polite" });
     const prev = h("button", { type: "button", title: "Older (Enter)", "data-find": "prev" }, "↑");
@@ -650,7 +736,7 @@ export class App {
     close.addEventListener("click", () => this.closeFind(tab));
   }
 
-  private openFind(tab: Tab): void {
+  private openFind(tab: TermTab): void {
     tab.find.classList.remove("hidden");
     // The bar takes a line of the panel: the terminal gets the new size.
     this.fitActive();
@@ -659,7 +745,7 @@ export class App {
     input?.select();
   }
 
-  private closeFind(tab: Tab): void {
+  private closeFind(tab: TermTab): void {
     tab.find.classList.add("hidden");
     this.fitActive();
     tab.view.highlight(null);
@@ -670,7 +756,7 @@ export class App {
   }
 
   /** Sends queued keys one batch at a time, so the server sees them in order. */
-  private async flushKeys(tab: Tab): Promise<void> {
+  private async flushKeys(tab: TermTab): Promise<void> {
     if (tab.sending) return;
     tab.sending = true;
     try {
@@ -684,7 +770,7 @@ export class App {
     }
   }
 
-  private measure(tab: Tab): { cols: number; rows: number } {
+  private measure(tab: TermTab): { cols: number; rows: number } {
     const probe = h("span", { class: "term-probe" }, "MMMMMMMMMM");
     tab.view.element.append(probe);
     const cell = probe.getBoundingClientRect();
@@ -703,6 +789,10 @@ export class App {
   private fitActive(): void {
     const tab = this.active;
     if (!tab || tab.sessionId === null) return;
+    if (tab.kind === "rdp") {
+      tab.desktop.layout();
+      return;
+    }
     const { cols, rows } = this.measure(tab);
     if (cols !== tab.view.model.cols || rows !== tab.view.model.rows.length) {
       void api.sessionResize(tab.sessionId, cols, rows).catch(() => undefined);
@@ -716,7 +806,7 @@ export class App {
     }
     this.panels.querySelector(".empty-state")?.remove();
     this.renderTabs();
-    tab.view.element.focus();
+    this.focusTab(tab);
     this.fitActive();
   }
 
@@ -764,10 +854,25 @@ export class App {
       clear(tab.status);
       const label = { connecting: "Connecting…", connected: "Connected", closed: "Closed" }[tab.state];
       tab.status.append(h("strong", {}, label), tab.reason ? ` ${tab.reason}` : "");
-      if (tab.state === "connected") {
+      if (tab.state === "connected" && tab.kind === "ssh") {
         const find = h("button", { type: "button", class: "find-open", title: "Find in scrollback (Ctrl+Shift+F)" }, "Find");
         find.addEventListener("click", () => this.openFind(tab));
         tab.status.append(find);
+      }
+      if (tab.state === "connected" && tab.kind === "rdp") {
+        const desktop = tab.desktop;
+        const cad = h("button", { type: "button", class: "send-cad", title: "Send Ctrl+Alt+Del to the remote desktop" }, "Ctrl+Alt+Del");
+        cad.addEventListener("click", () => {
+          desktop.push({ kind: "ctrl_alt_del" });
+          desktop.canvas.focus();
+        });
+        const scale = h("button", { type: "button", class: "toggle-fit", title: "Fit the desktop to the tab, or show it 1:1" }, desktop.fit ? "1:1" : "Fit");
+        scale.addEventListener("click", () => {
+          desktop.setFit(!desktop.fit);
+          this.renderTabs();
+          desktop.canvas.focus();
+        });
+        tab.status.append(cad, scale);
       }
       if (tab.state === "closed") {
         const again = h("button", { type: "button", class: "reconnect" }, "Reconnect");
@@ -810,11 +915,14 @@ export class App {
     let answer: PromptAnswer;
     switch (prompt.kind) {
       case "host_key": {
+        const certificate = prompt.key.key_type.includes("certificate");
         const decision = await this.choose(
-          "Unknown host key",
+          certificate ? "Unknown server certificate" : "Unknown host key",
           [
             `The authenticity of host ${prompt.key.host} can't be established.`,
-            `${prompt.key.key_type} key fingerprint is ${prompt.key.fingerprint}.`,
+            certificate
+              ? `Its ${prompt.key.key_type} has the SHA-256 fingerprint ${prompt.key.fingerprint}, and no authority this computer trusts vouches for it.`
+              : `${prompt.key.key_type} key fingerprint is ${prompt.key.fingerprint}.`,
             "Compare it with the fingerprint the host's administrator gave you.",
           ],
           [
@@ -1069,6 +1177,7 @@ export class App {
           tags: [],
           notes: "",
           favourite: false,
+          rdp: { width: null, height: null, clipboard: true, domain: "" },
         };
     const field = (label: string, name: string, input: HTMLElement) =>
       h("label", { "data-field": name }, label, input, h("span", { class: "field-error", "data-error-for": name }));
@@ -1091,6 +1200,18 @@ export class App {
       placeholder: "names of jump hosts, first to last",
     });
     const user = h("input", { name: "user", value: draft.user });
+    const resolution = h(
+      "select",
+      { name: "resolution" },
+      h("option", { value: "fit" }, "Fit to the tab"),
+      ...["1024x768", "1280x720", "1280x1024", "1600x900", "1920x1080", "2560x1440"].map((r) => h("option", { value: r }, r.replace("x", " × "))),
+    );
+    const current = draft.rdp.width && draft.rdp.height ? `${draft.rdp.width}x${draft.rdp.height}` : "fit";
+    if (current !== "fit" && ![...resolution.options].some((o) => o.value === current)) {
+      resolution.append(h("option", { value: current }, current.replace("x", " × ")));
+    }
+    resolution.value = current;
+    const domain = h("input", { name: "domain", value: draft.rdp.domain, placeholder: "optional, or DOMAIN\\user as the user" });
     const method = h(
       "select",
       { name: "auth" },
@@ -1103,6 +1224,20 @@ export class App {
     const keyFile = h("input", { name: "key_file", value: keyPath(draft), placeholder: "~/.ssh/id_ed25519" });
     const showKeyFile = () => keyFile.closest("label")?.classList.toggle("hidden", method.value !== "key_file");
     method.addEventListener("change", showKeyFile);
+    const rdpRow = h("div", { class: "row rdp-only" }, field("Resolution", "resolution", resolution), field("Domain", "domain", domain));
+    const showProtocol = () => {
+      const rdp = protocol.value === "rdp";
+      rdpRow.classList.toggle("hidden", !rdp);
+      // Sign-in methods are SSH's; RDP asks for (or reads the saved) password.
+      method.closest("label")?.classList.toggle("hidden", rdp);
+      keyFile.closest("label")?.classList.toggle("hidden", rdp || method.value !== "key_file");
+    };
+    protocol.addEventListener("change", () => {
+      // The usual port follows the protocol unless one was typed.
+      if (protocol.value === "rdp" && port.value === "22") port.value = "3389";
+      if (protocol.value === "ssh" && port.value === "3389") port.value = "22";
+      showProtocol();
+    });
     const saved: HTMLElement[] = [];
     if (host?.credential_ref) {
       const where = this.overview.secrets.kind === "keychain" ? "the OS keychain" : "the encrypted file";
@@ -1138,6 +1273,7 @@ export class App {
       h("div", { class: "row" }, field("Route", "route", via), field("Jump hosts", "hops", hops)),
       h("div", { class: "row" }, field("User", "user", user), field("Sign in with", "auth", method)),
       field("Key file", "key_file", keyFile),
+      rdpRow,
       ...saved,
       h("div", { class: "row" }, field("Folder", "folder", folder), field("Tags", "tags", tags)),
       field("Notes", "notes", notes),
@@ -1149,6 +1285,7 @@ export class App {
       if (!Number.isInteger(portNumber) || portNumber < 1 || portNumber > 65535) {
         return "port";
       }
+      const [width, height] = resolution.value === "fit" ? [null, null] : resolution.value.split("x").map(Number);
       let route: RouteSpec = { via: "direct" };
       if (via.value.startsWith("gateway:")) {
         route = { via: "gateway", gateway_id: Number(via.value.slice("gateway:".length)) };
@@ -1176,6 +1313,7 @@ export class App {
         tags: tags.value.split(",").map((s) => s.trim()).filter((s) => s),
         notes: notes.value,
         favourite: favourite.checked,
+        rdp: { width: width ?? null, height: height ?? null, clipboard: draft.rdp.clipboard, domain: domain.value },
       };
     };
     const save = h("button", { type: "button", class: "primary", id: "host-save" }, "Save");
@@ -1242,6 +1380,7 @@ export class App {
     buttons.push(cancel, save);
     this.showDialog(host ? `Edit ${host.name}` : "Add a host", [form], buttons, "host-dialog");
     showKeyFile();
+    showProtocol();
     name.focus();
   }
 }
@@ -1261,6 +1400,19 @@ function markField(dialog: HTMLElement, error: UiError): boolean {
   target.textContent = error.message;
   dialog.querySelector<HTMLElement>(`[data-field="${CSS.escape(error.field)}"] input, [data-field="${CSS.escape(error.field)}"] select`)?.focus();
   return true;
+}
+
+export function describeDesktopEnd(end: RdpEnd): string {
+  switch (end.kind) {
+    case "closed":
+      return "Disconnected.";
+    case "logged_off":
+      return "You logged off the remote desktop.";
+    case "server_disconnected":
+      return `The server ended the session: ${end.detail}`;
+    case "connection_lost":
+      return `Connection lost: ${end.detail}`;
+  }
 }
 
 export function describeEnd(end: SessionEnd): string {

@@ -82,6 +82,37 @@ pub enum RouteSpec {
     },
 }
 
+/// How an RDP host's session looks and what it shares. Ignored for SSH hosts.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RdpSettings {
+    /// A fixed desktop size; `None` (both) fits the desktop to the tab.
+    #[serde(default)]
+    pub width: Option<u16>,
+    #[serde(default)]
+    pub height: Option<u16>,
+    /// Share clipboard text both ways.
+    #[serde(default = "yes")]
+    pub clipboard: bool,
+    /// The Windows domain, when the user name does not carry one.
+    #[serde(default)]
+    pub domain: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for RdpSettings {
+    fn default() -> RdpSettings {
+        RdpSettings {
+            width: None,
+            height: None,
+            clipboard: true,
+            domain: String::new(),
+        }
+    }
+}
+
 /// A host as the UI edits it; `id` is `None` for a new one.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HostDraft {
@@ -106,6 +137,8 @@ pub struct HostDraft {
     pub notes: String,
     #[serde(default)]
     pub favourite: bool,
+    #[serde(default)]
+    pub rdp: RdpSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -123,6 +156,7 @@ pub struct Host {
     pub tags: Vec<String>,
     pub notes: String,
     pub favourite: bool,
+    pub rdp: RdpSettings,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -143,6 +177,7 @@ impl Host {
             tags: self.tags.clone(),
             notes: self.notes.clone(),
             favourite: self.favourite,
+            rdp: self.rdp.clone(),
         }
     }
 }
@@ -200,6 +235,10 @@ fn no_spaces(field: &'static str, value: &str, max: usize) -> Result<String, Inv
     Ok(value)
 }
 
+/// Desktop sizes a host may fix (as the RDP session accepts).
+pub const RDP_MIN_SIZE: u16 = crate::rdp::MIN_SIZE;
+pub const RDP_MAX_SIZE: u16 = crate::rdp::MAX_SIZE;
+
 pub struct Inventory {
     pool: SqlitePool,
 }
@@ -239,7 +278,7 @@ impl Inventory {
     pub async fn hosts(&self) -> Result<Vec<Host>, InventoryError> {
         let rows = sqlx::query(
             "SELECT id, name, address, port, protocol, route, user_name, auth, credential_ref, \
-             folder_id, notes, favourite, created_at, updated_at FROM hosts ORDER BY name COLLATE NOCASE",
+             folder_id, notes, favourite, rdp, created_at, updated_at FROM hosts ORDER BY name COLLATE NOCASE",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -257,6 +296,9 @@ impl Inventory {
                 .map_err(|e| InventoryError::Database(format!("host {id}: route: {e}")))?;
             let auth: Vec<AuthMethod> = serde_json::from_str(&row.get::<String, _>("auth"))
                 .map_err(|e| InventoryError::Database(format!("host {id}: auth: {e}")))?;
+            // Unreadable settings fall back to the defaults rather than hiding the host.
+            let rdp: RdpSettings =
+                serde_json::from_str(&row.get::<String, _>("rdp")).unwrap_or_default();
             hosts.push(Host {
                 id,
                 name: row.get("name"),
@@ -275,6 +317,7 @@ impl Inventory {
                     .collect(),
                 notes: row.get("notes"),
                 favourite: row.get::<i64, _>("favourite") != 0,
+                rdp,
                 created_at: row.get("created_at"),
                 updated_at: row.get("updated_at"),
             });
@@ -375,6 +418,24 @@ impl Inventory {
                 }
             }
         }
+        match (draft.rdp.width, draft.rdp.height) {
+            (None, None) => {}
+            (Some(w), Some(h))
+                if (RDP_MIN_SIZE..=RDP_MAX_SIZE).contains(&w)
+                    && (RDP_MIN_SIZE..=RDP_MAX_SIZE).contains(&h) => {}
+            _ => {
+                return Err(invalid(
+                    "resolution",
+                    format!(
+                        "width and height from {RDP_MIN_SIZE} to {RDP_MAX_SIZE} pixels, or fit to the tab"
+                    ),
+                ));
+            }
+        }
+        clean.rdp.domain = draft.rdp.domain.trim().to_owned();
+        if !clean.rdp.domain.is_empty() {
+            clean.rdp.domain = no_spaces("domain", &clean.rdp.domain, 64)?;
+        }
         if let Some(folder) = draft.folder_id
             && !self.folders().await?.iter().any(|f| f.id == folder)
         {
@@ -388,6 +449,7 @@ impl Inventory {
         let host = self.validate(draft).await?;
         let route = serde_json::to_string(&host.route).expect("route serializes");
         let auth = serde_json::to_string(&host.auth).expect("auth serializes");
+        let rdp = serde_json::to_string(&host.rdp).expect("RDP settings serialize");
         let at = now();
         let mut tx = self.pool.begin().await?;
         let taken = sqlx::query("SELECT id FROM hosts WHERE name = ?")
@@ -405,7 +467,7 @@ impl Inventory {
             Some(id) => {
                 let done = sqlx::query(
                     "UPDATE hosts SET name = ?, address = ?, port = ?, protocol = ?, route = ?, user_name = ?, \
-                     auth = ?, credential_ref = ?, folder_id = ?, notes = ?, favourite = ?, updated_at = ? WHERE id = ?",
+                     auth = ?, credential_ref = ?, folder_id = ?, notes = ?, favourite = ?, rdp = ?, updated_at = ? WHERE id = ?",
                 )
                 .bind(&host.name)
                 .bind(&host.address)
@@ -418,6 +480,7 @@ impl Inventory {
                 .bind(host.folder_id)
                 .bind(&host.notes)
                 .bind(host.favourite)
+                .bind(&rdp)
                 .bind(at)
                 .bind(id)
                 .execute(&mut *tx)
@@ -433,7 +496,7 @@ impl Inventory {
             }
             None => sqlx::query(
                 "INSERT INTO hosts (name, address, port, protocol, route, user_name, auth, credential_ref, \
-                 folder_id, notes, favourite, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 folder_id, notes, favourite, rdp, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&host.name)
             .bind(&host.address)
@@ -446,6 +509,7 @@ impl Inventory {
             .bind(host.folder_id)
             .bind(&host.notes)
             .bind(host.favourite)
+            .bind(&rdp)
             .bind(at)
             .bind(at)
             .execute(&mut *tx)
@@ -728,7 +792,46 @@ mod tests {
             tags: vec!["prod".into(), "web".into(), "prod".into()],
             notes: "rack 4".into(),
             favourite: false,
+            rdp: RdpSettings::default(),
         }
+    }
+
+    #[tokio::test]
+    async fn rdp_hosts_keep_their_display_settings_and_bad_ones_are_refused() {
+        let inventory = Inventory::in_memory().await.unwrap();
+        let mut rdp = draft("win1");
+        rdp.protocol = Protocol::Rdp;
+        rdp.port = 3389;
+        rdp.rdp = RdpSettings {
+            width: Some(1280),
+            height: Some(720),
+            clipboard: false,
+            domain: " CORP ".into(),
+        };
+        let saved = inventory.save_host(&rdp).await.unwrap();
+        assert_eq!(saved.rdp.width, Some(1280));
+        assert!(!saved.rdp.clipboard);
+        assert_eq!(saved.rdp.domain, "CORP");
+        let copy = inventory.duplicate_host(saved.id).await.unwrap();
+        assert_eq!(copy.rdp, saved.rdp);
+        for (width, height) in [
+            (Some(1280), None),
+            (Some(100), Some(720)),
+            (Some(1280), Some(9000)),
+        ] {
+            let mut bad = rdp.clone();
+            bad.name = "bad".into();
+            bad.rdp.width = width;
+            bad.rdp.height = height;
+            assert_eq!(field(inventory.save_host(&bad).await), "resolution");
+        }
+        let mut bad = rdp.clone();
+        bad.name = "bad".into();
+        bad.rdp.domain = "two words".into();
+        assert_eq!(field(inventory.save_host(&bad).await), "domain");
+        // An SSH host saved by an older client (no settings) reads the defaults.
+        let ssh = inventory.save_host(&draft("plain")).await.unwrap();
+        assert_eq!(ssh.rdp, RdpSettings::default());
     }
 
     fn field(result: Result<Host, InventoryError>) -> &'static str {

@@ -4,8 +4,10 @@
 //! first use (see [`certs`]). The session keeps the framebuffer; the UI takes
 //! coalesced dirty rectangles as binary updates (see [`frame`]) and sends input.
 //!
-//! INVARIANT: the password lives in a [`Secret`] and in IronRDP's connector only
-//! for the connection sequence; it is never logged or put in an error.
+//! INVARIANT: the password lives in a [`Secret`] (zeroized on drop) and, for the
+//! connection sequence only, in IronRDP's connector (a plain `String` there, which
+//! IronRDP does not zeroize); it is never logged or put in an error. It is asked
+//! for only after the server's certificate is trusted.
 
 pub mod certs;
 pub mod frame;
@@ -38,11 +40,13 @@ pub struct RdpTarget {
     pub port: u16,
 }
 
-/// Who logs on. `user` may be `DOMAIN\user` or `user@domain`.
+/// Who logs on. `user` may be `DOMAIN\user` or `user@domain`. Without a
+/// password, the prompter is asked for one once the server's certificate is
+/// trusted (never before: a password is not typed for an impostor).
 #[derive(Debug, Clone)]
 pub struct RdpCredentials {
     pub user: String,
-    pub password: Secret<String>,
+    pub password: Option<Secret<String>>,
     pub domain: Option<String>,
 }
 
@@ -50,7 +54,8 @@ pub struct RdpCredentials {
 pub struct RdpOptions {
     pub width: u16,
     pub height: u16,
-    /// Longest wait for the whole connection sequence (TLS, NLA, capabilities).
+    /// Longest wait for each network phase of the connection (negotiation and
+    /// TLS; NLA and capabilities). Time a person takes to answer is not counted.
     pub connect_timeout: Duration,
 }
 
@@ -111,6 +116,8 @@ pub enum RdpError {
     },
     #[error("invalid RDP settings: {0}")]
     Invalid(String),
+    #[error("{host}:{port}: no password was given")]
+    Cancelled { host: String, port: u16 },
     #[error("the RDP session has ended")]
     Ended,
 }
@@ -158,10 +165,13 @@ pub enum RdpInput {
         vertical: bool,
         delta: i16,
     },
-    /// A key by its `KeyboardEvent.code`.
+    /// A key by its `KeyboardEvent.code`; `text` (its `KeyboardEvent.key`) is
+    /// typed as Unicode when the code has no scancode (a key press only).
     Key {
         code: String,
         down: bool,
+        #[serde(default)]
+        text: Option<String>,
     },
     /// A key by scancode, when the caller knows it.
     Scancode {
@@ -228,18 +238,7 @@ impl RdpSession {
         S: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static,
     {
         validate(&target, credentials, options)?;
-        let seconds = options.connect_timeout.as_secs();
-        let (host, port) = (target.host.clone(), target.port);
-        tokio::time::timeout(
-            options.connect_timeout,
-            connect_inner(io, target, credentials, options, store, prompter),
-        )
-        .await
-        .map_err(|_| RdpError::Timeout {
-            host,
-            port,
-            seconds,
-        })?
+        connect_inner(io, target, credentials, options, store, prompter).await
     }
 
     pub fn size(&self) -> (u16, u16) {
@@ -296,10 +295,19 @@ impl RdpSession {
         encode_rects(&screen.image, &[all], true)
     }
 
+    /// Makes the next update a full frame (a view attached or lost track).
+    pub fn request_full_frame(&self) {
+        self.screen.lock().expect("screen lock").full = true;
+        self.changed.notify_one();
+    }
+
     /// Sends input; an error means the session has ended.
     pub async fn input(&self, events: Vec<RdpInput>) -> Result<(), RdpError> {
         for event in &events {
-            if let RdpInput::Text { text } = event
+            if let RdpInput::Text { text }
+            | RdpInput::Key {
+                text: Some(text), ..
+            } = event
                 && text.len() > MAX_TEXT_INPUT
             {
                 return Err(RdpError::Invalid(format!(
@@ -367,7 +375,11 @@ fn validate(
     if credentials.user.trim().is_empty() || credentials.user.len() > 256 {
         return invalid("the user name must have 1 to 256 characters".into());
     }
-    if credentials.password.expose().len() > 512 {
+    if credentials
+        .password
+        .as_ref()
+        .is_some_and(|p| p.expose().len() > 512)
+    {
         return invalid("the password is longer than 512 bytes".into());
     }
     for (what, value) in [("width", options.width), ("height", options.height)] {
@@ -391,8 +403,17 @@ pub fn split_user(user: &str, domain: Option<&str>) -> (String, Option<String>) 
     }
 }
 
+/// IronRDP's form of the credentials (the password is only filled in once it is known).
+fn logon(credentials: &RdpCredentials, password: Option<&Secret<String>>) -> Credentials {
+    let (username, _) = split_user(&credentials.user, credentials.domain.as_deref());
+    Credentials::UsernamePassword {
+        username,
+        password: password.map(|p| p.expose().clone()).unwrap_or_default(),
+    }
+}
+
 fn config(credentials: &RdpCredentials, options: &RdpOptions) -> ironrdp_connector::Config {
-    let (username, domain) = split_user(&credentials.user, credentials.domain.as_deref());
+    let (_, domain) = split_user(&credentials.user, credentials.domain.as_deref());
     ironrdp_connector::Config {
         desktop_size: DesktopSize {
             width: options.width,
@@ -410,10 +431,7 @@ fn config(credentials: &RdpCredentials, options: &RdpOptions) -> ironrdp_connect
         enable_tls: true,
         enable_credssp: true,
         enable_standard_rdp_security: false,
-        credentials: Credentials::UsernamePassword {
-            username,
-            password: credentials.password.expose().clone(),
-        },
+        credentials: logon(credentials, None),
         domain,
         client_build: 0,
         client_name: "portcullis".to_owned(),
@@ -484,12 +502,22 @@ where
         port,
         cause,
     };
+    let seconds = options.connect_timeout.as_secs();
+    let timed_out = || RdpError::Timeout {
+        host: host.clone(),
+        port,
+        seconds,
+    };
     let mut framed = TokioFramed::new(io);
     let client_addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
     let mut connector = ClientConnector::new(config(credentials, options), client_addr);
-    let should_upgrade = ironrdp_tokio::connect_begin(&mut framed, &mut connector)
-        .await
-        .map_err(|e| connector_error(e, &target, false))?;
+    let should_upgrade = tokio::time::timeout(
+        options.connect_timeout,
+        ironrdp_tokio::connect_begin(&mut framed, &mut connector),
+    )
+    .await
+    .map_err(|_| timed_out())?
+    .map_err(|e| connector_error(e, &target, false))?;
 
     let (stream, leftover) = framed.into_inner();
     if !leftover.is_empty() {
@@ -506,10 +534,13 @@ where
         })
     };
     let tls_name = tls_server_name(&host);
-    let (tls, certificate) =
-        ironrdp_tls::upgrade_with_certificate_validation_callback(stream, &tls_name, callback)
-            .await
-            .map_err(|e| failed(format!("TLS handshake: {e}")))?;
+    let (tls, certificate) = tokio::time::timeout(
+        options.connect_timeout,
+        ironrdp_tls::upgrade_with_certificate_validation_callback(stream, &tls_name, callback),
+    )
+    .await
+    .map_err(|_| timed_out())?
+    .map_err(|e| failed(format!("TLS handshake: {e}")))?;
     let der = tls
         .get_ref()
         .1
@@ -527,31 +558,53 @@ where
         .ok_or_else(|| failed("the server certificate has no usable public key".into()))?
         .to_vec();
 
+    // Only now, talking to the trusted server, is the password asked for.
+    let asked;
+    let password = match &credentials.password {
+        Some(password) => password,
+        None => {
+            asked = prompter
+                .password(&credentials.user, &host)
+                .await
+                .ok_or_else(|| RdpError::Cancelled {
+                    host: host.clone(),
+                    port,
+                })?;
+            &asked
+        }
+    };
+    connector.config.credentials = logon(credentials, Some(password));
+
     let upgraded = ironrdp_tokio::mark_as_upgraded(should_upgrade, &mut connector);
     let mut framed = TokioFramed::new(tls);
-    // NLA runs here rather than inside `connect_finalize`, so that a failure in
-    // it is known to be one of the credentials phase.
-    if connector.should_perform_credssp() {
-        nla(
-            &mut connector,
+    let finish = async {
+        // NLA runs here rather than inside `connect_finalize`, so that a failure
+        // in it is known to be one of the credentials phase.
+        if connector.should_perform_credssp() {
+            nla(
+                &mut connector,
+                &mut framed,
+                &host,
+                server_public_key.clone(),
+            )
+            .await
+            .map_err(|e| connector_error(e, &target, true))?;
+        }
+        ironrdp_tokio::connect_finalize(
+            upgraded,
+            connector,
             &mut framed,
-            &host,
-            server_public_key.clone(),
+            &mut NoKdc,
+            host.clone().into(),
+            server_public_key,
+            None,
         )
         .await
-        .map_err(|e| connector_error(e, &target, true))?;
-    }
-    let outcome = ironrdp_tokio::connect_finalize(
-        upgraded,
-        connector,
-        &mut framed,
-        &mut NoKdc,
-        host.clone().into(),
-        server_public_key,
-        None,
-    )
-    .await
-    .map_err(|e| connector_error(e, &target, false))?;
+        .map_err(|e| connector_error(e, &target, false))
+    };
+    let outcome = tokio::time::timeout(options.connect_timeout, finish)
+        .await
+        .map_err(|_| timed_out())??;
     let result = outcome
         .into_connected()
         .map_err(|e| connector_error(e, &target, false))?;
@@ -920,7 +973,7 @@ where
                         rotation_units: *delta,
                     }))
                 }
-                RdpInput::Key { code, down } => {
+                RdpInput::Key { code, down, text } => {
                     if let Some((extended, code)) = keys::scancode(code) {
                         let scancode = Scancode::from_u8(extended, code);
                         operations.push(if *down {
@@ -928,6 +981,12 @@ where
                         } else {
                             Operation::KeyReleased(scancode)
                         });
+                    } else if let (true, Some(text)) = (*down, text) {
+                        let mut chars = text.chars();
+                        if let (Some(c), None) = (chars.next(), chars.next()) {
+                            operations.push(Operation::UnicodeKeyPressed(c));
+                            operations.push(Operation::UnicodeKeyReleased(c));
+                        }
                     }
                 }
                 RdpInput::Scancode {
