@@ -220,6 +220,7 @@ mod session {
         let display_for_async = display.clone();
         let typed = typed_file.clone();
         let out = lab.out.clone();
+        let gateway_pid = lab.gateway_pid();
         block_on_in(&out, move || async move {
             let display = display_for_async;
             // An unknown certificate is refused without a yes.
@@ -402,6 +403,26 @@ mod session {
                 Err(e) => panic!("expected a changed certificate, got {e}"),
                 Ok(_) => panic!("a changed certificate was accepted"),
             }
+
+            // The way to the server breaks (here the gateway shuts down under a
+            // live session): a distinct "connection lost", not a hang.
+            std::fs::remove_file(&pins).unwrap();
+            let (session, _) = open(&client, &home_dir, RDP_PASSWORD, true)
+                .await
+                .expect("a session to lose");
+            let stopped = Command::new("kill")
+                .args(["-TERM", &gateway_pid.to_string()])
+                .status()
+                .unwrap();
+            assert!(stopped.success());
+            let end = tokio::time::timeout(PATIENCE, session.wait_end())
+                .await
+                .expect("the loss is noticed");
+            assert!(
+                matches!(end, portcullis_client::rdp::RdpEnd::ConnectionLost(_)),
+                "{end:?}"
+            );
+            assert!(session.input(vec![RdpInput::ReleaseAll]).await.is_err());
         });
     }
 }

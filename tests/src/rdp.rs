@@ -29,10 +29,15 @@ fn port_open(ns: &str, address: std::net::SocketAddr) -> bool {
 /// a fresh 1024×768 Xvfb display, and catalogues it at the gateway as `rdp1`.
 /// Returns the display the server shows.
 pub fn start_shadow_server(lab: &mut Lab) -> String {
+    start_shadow_server_sized(lab, "1024x768x24")
+}
+
+/// [`start_shadow_server`] on a display of `geometry` (`WxHxDEPTH`).
+pub fn start_shadow_server_sized(lab: &mut Lab, geometry: &str) -> String {
     for tool in ["freerdp-shadow-cli", "winpr-hash"] {
         require_tool(tool);
     }
-    let display = start_display(lab, "1024x768x24");
+    let display = start_display(lab, geometry);
     let dir = lab.path("rdp");
     std::fs::create_dir_all(&dir).expect("rdp dir");
     let sam = Command::new("winpr-hash")

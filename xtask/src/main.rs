@@ -8,6 +8,7 @@
 //! - `cargo xtask bench tunnel`: the tunnel benchmark in the lab (root).
 //! - `cargo xtask bench terminal`: the terminal model, and `cat` over SSH in the lab (root).
 //! - `cargo xtask bench app`: the desktop app's start, memory and rendering (root, lab).
+//! - `cargo xtask bench rdp`: RDP frames, latency and bytes through the gateway (root, lab).
 //!
 //! Dependency-free on purpose, so it builds in seconds on a fresh clone.
 
@@ -123,7 +124,7 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         Some("deps") => ensure_packages(TEST_PACKAGES),
         _ => Err(
-            "usage: cargo xtask (test | run | demo-gateway | bench tunnel | terminal | app | deps)"
+            "usage: cargo xtask (test | run | demo-gateway | bench tunnel | terminal | app | rdp | deps)"
                 .into(),
         ),
     };
@@ -557,6 +558,13 @@ fn bench(args: &[String]) -> Result {
                 &[("PORTCULLIS_TAURI_DRIVER", tauri_driver.into_os_string())],
             )
         }
-        _ => Err("usage: cargo xtask bench (tunnel | terminal | app)".into()),
+        Some("rdp") => {
+            ensure_packages(TEST_PACKAGES)?;
+            if !is_root() {
+                return Err("the RDP benchmark runs in the namespace lab and needs root".into());
+            }
+            run_release_bench("bench-rdp", &[])
+        }
+        _ => Err("usage: cargo xtask bench (tunnel | terminal | app | rdp)".into()),
     }
 }

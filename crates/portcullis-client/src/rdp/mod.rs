@@ -214,6 +214,7 @@ pub struct RdpSession {
     height: u16,
     certificate: CertFingerprint,
     bytes_in: Arc<std::sync::atomic::AtomicU64>,
+    decode_nanos: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// How the server's certificate was trusted.
@@ -252,6 +253,11 @@ impl RdpSession {
     /// Bytes received from the server so far (after TLS), for the benchmark.
     pub fn bytes_in(&self) -> u64 {
         self.bytes_in.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Time spent decoding the server's updates into the framebuffer so far.
+    pub fn decode_time(&self) -> Duration {
+        Duration::from_nanos(self.decode_nanos.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Waits until the screen changed (or the session ended) since the last update taken.
@@ -637,7 +643,9 @@ where
     let (commands, command_rx) = mpsc::channel(256);
     let (end_tx, end) = watch::channel(None);
     let bytes_in = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let decode_nanos = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let task = SessionTask {
+        decode_nanos: Arc::clone(&decode_nanos),
         framed,
         stage,
         screen: Arc::clone(&screen),
@@ -663,6 +671,7 @@ where
             height,
             certificate: fingerprint,
             bytes_in,
+            decode_nanos,
         },
         trusted_by,
     ))
@@ -759,6 +768,16 @@ async fn trust_pinned(
     }
 }
 
+/// What a server's disconnect reason means for the person: their own log-off on
+/// the remote desktop, or the server ending the session (with its words).
+fn end_of(reason: &str) -> RdpEnd {
+    if reason.contains("user logging off") {
+        RdpEnd::LoggedOff
+    } else {
+        RdpEnd::ServerDisconnected(reason.to_owned())
+    }
+}
+
 /// Turns IronRDP's errors into ones a person can act on. `during_nla`: the
 /// error came from the phase where credentials are checked.
 fn connector_error(
@@ -840,6 +859,7 @@ struct SessionTask<S> {
     changed: Arc<Notify>,
     input: Database,
     bytes_in: Arc<std::sync::atomic::AtomicU64>,
+    decode_nanos: Arc<std::sync::atomic::AtomicU64>,
     started: std::time::Instant,
 }
 
@@ -858,7 +878,9 @@ where
                 pdu = self.framed.read_pdu() => match pdu {
                     Ok((action, payload)) => self.server_pdu(action, &payload).await,
                     Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                        Step::End(RdpEnd::ConnectionLost("the server closed the connection".into()))
+                        Step::End(RdpEnd::ConnectionLost(
+                            "the connection closed without a goodbye from the server".into(),
+                        ))
                     }
                     Err(e) => Step::End(RdpEnd::ConnectionLost(e.to_string())),
                 },
@@ -884,12 +906,17 @@ where
         let now = ironrdp_core::MonotonicInstant::from_millis(
             u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
         );
+        let decoding = std::time::Instant::now();
         let outputs = {
             let mut screen = self.screen.lock().expect("screen lock");
-            match self
+            let processed = self
                 .stage
-                .process(&mut screen.image, action, payload, Some(now))
-            {
+                .process(&mut screen.image, action, payload, Some(now));
+            self.decode_nanos.fetch_add(
+                u64::try_from(decoding.elapsed().as_nanos()).unwrap_or(u64::MAX),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            match processed {
                 Ok(outputs) => outputs,
                 Err(e) => {
                     return Step::End(RdpEnd::ConnectionLost(format!(
@@ -922,17 +949,7 @@ where
                     drew = true;
                 }
                 ActiveStageOutput::Terminate(reason) => {
-                    let text = reason.to_string();
-                    let lower = text.to_ascii_lowercase();
-                    let end = if lower.contains("logoff")
-                        || lower.contains("logged off")
-                        || lower.contains("log off")
-                    {
-                        RdpEnd::LoggedOff
-                    } else {
-                        RdpEnd::ServerDisconnected(text)
-                    };
-                    return Step::End(end);
+                    return Step::End(end_of(&reason.to_string()));
                 }
                 ActiveStageOutput::DeactivateAll => {
                     // A reactivation (the server changed resolution, or a
@@ -1054,5 +1071,74 @@ where
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ironrdp_pdu::rdp::server_error_info::{ErrorInfo, ProtocolIndependentCode};
+
+    #[test]
+    fn a_log_off_is_told_apart_from_a_server_ending_the_session() {
+        let said = |code| ErrorInfo::ProtocolIndependentCode(code).description();
+        assert_eq!(
+            end_of(&said(ProtocolIndependentCode::LogoffByUser)),
+            RdpEnd::LoggedOff
+        );
+        for code in [
+            ProtocolIndependentCode::RpcInitiatedLogoff,
+            ProtocolIndependentCode::IdleTimeout,
+            ProtocolIndependentCode::DisconnectedByOtherconnection,
+        ] {
+            let text = said(code);
+            assert_eq!(end_of(&text), RdpEnd::ServerDisconnected(text));
+        }
+    }
+
+    #[test]
+    fn domain_user_forms_are_split_for_ntlm() {
+        assert_eq!(
+            split_user("CORP\\alice", None),
+            ("alice".into(), Some("CORP".into()))
+        );
+        assert_eq!(
+            split_user("alice@corp.example", Some("IGNORED")),
+            ("alice@corp.example".into(), Some("IGNORED".into()))
+        );
+        assert_eq!(split_user("alice", Some("")), ("alice".into(), None));
+        assert_eq!(split_user("\\alice", None), ("\\alice".into(), None));
+    }
+
+    #[test]
+    fn settings_out_of_range_are_refused_before_any_connection() {
+        let target = RdpTarget {
+            host: "win1".into(),
+            port: 3389,
+        };
+        let credentials = RdpCredentials {
+            user: "alice".into(),
+            password: None,
+            domain: None,
+        };
+        let small = RdpOptions {
+            width: 100,
+            ..RdpOptions::default()
+        };
+        assert!(matches!(
+            validate(&target, &credentials, &small),
+            Err(RdpError::Invalid(m)) if m.contains("width")
+        ));
+        let nobody = RdpCredentials {
+            user: " ".into(),
+            ..credentials.clone()
+        };
+        assert!(validate(&target, &nobody, &RdpOptions::default()).is_err());
+        let long = RdpCredentials {
+            password: Some(Secret::new("x".repeat(513))),
+            ..credentials.clone()
+        };
+        assert!(validate(&target, &long, &RdpOptions::default()).is_err());
+        assert!(validate(&target, &credentials, &RdpOptions::default()).is_ok());
     }
 }

@@ -1,0 +1,340 @@
+//! `cargo xtask bench rdp`: an RDP session of the client core through the
+//! gateway to FreeRDP's shadow server, at 1024×768 and 1920×1080, while the
+//! server's display changes colour continuously. Measures frames received per
+//! second, the time from a change on the server display to its pixels in the
+//! canvas buffer, the client pipeline's own time per frame (decode, encode,
+//! apply), bytes over the tunnel per frame, and the client's CPU beside
+//! FreeRDP's `xfreerdp` receiving the same animation through the same gateway.
+//! Prints a table and appends it to docs/BENCHMARKS.md. Needs root (the lab).
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use portcullis_client::Client;
+use portcullis_client::dial::{Dialer, Route};
+use portcullis_client::home::ClientHome;
+use portcullis_client::rdp::certs::CertStore;
+use portcullis_client::rdp::frame::Canvas;
+use portcullis_client::rdp::{RdpCredentials, RdpOptions, RdpSession, RdpTarget};
+use portcullis_client::ssh::{FixedAnswers, HostKeyTrust};
+use portcullis_lab::rdp::{RDP_PASSWORD, RDP_PORT, RDP_USER, start_shadow_server_sized};
+use portcullis_lab::*;
+use portcullis_proto::Secret;
+
+/// How long the animation runs for each measurement.
+const ANIMATION: Duration = Duration::from_secs(8);
+/// Colour changes timed one by one for the latency figures.
+const LATENCY_SAMPLES: usize = 30;
+
+/// Colours the animation cycles through; each differs from the last in every channel.
+const COLOURS: [[u8; 3]; 4] = [
+    [0x20, 0x60, 0xd0],
+    [0xe0, 0x90, 0x10],
+    [0x10, 0xc0, 0x40],
+    [0xc0, 0x20, 0x90],
+];
+
+fn hex(rgb: [u8; 3]) -> String {
+    format!("#{:02x}{:02x}{:02x}", rgb[0], rgb[1], rgb[2])
+}
+
+fn set_root(display: &str, rgb: [u8; 3]) {
+    let out = Command::new("xsetroot")
+        .args(["-solid", &hex(rgb)])
+        .env("DISPLAY", display)
+        .output()
+        .expect("xsetroot");
+    assert!(out.status.success(), "xsetroot failed");
+}
+
+/// Changes the whole display's colour as fast as xsetroot goes, until stopped.
+fn animate(
+    display: String,
+    stop: Arc<AtomicBool>,
+    changes: Arc<AtomicU64>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut i = 0;
+        while !stop.load(Ordering::Relaxed) {
+            set_root(&display, COLOURS[i % COLOURS.len()]);
+            changes.fetch_add(1, Ordering::Relaxed);
+            i += 1;
+        }
+    })
+}
+
+/// CPU seconds (user + system) of a process so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at ')'.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after ')'.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn close_to(pixel: Option<[u8; 4]>, rgb: [u8; 3]) -> bool {
+    pixel.is_some_and(|p| (0..3).all(|i| p[i].abs_diff(rgb[i]) <= 8))
+}
+
+struct Figures {
+    size: (u16, u16),
+    fps: f64,
+    server_changes_per_s: f64,
+    latency_p50_ms: f64,
+    latency_p90_ms: f64,
+    client_ms_per_frame: f64,
+    decode_ms_per_frame: f64,
+    bytes_per_frame: f64,
+    client_cpu_s: f64,
+    xfreerdp_cpu_s: Option<f64>,
+    xfreerdp_bytes_per_s: Option<f64>,
+    ours_bytes_per_s: f64,
+}
+
+fn measure(geometry: &str) -> Figures {
+    let mut lab = Lab::start();
+    let display = start_shadow_server_sized(&mut lab, geometry);
+    set_root(&display, [0, 0, 0]);
+    lab.login("alice");
+    let home = lab.path("home-alice");
+    let client = Arc::new(Client::new(
+        ClientHome::resolve(Some(home.clone())).unwrap(),
+    ));
+    let out = lab.out.clone();
+    let screen = display.clone();
+    let mut figures = block_on_in(&out, move || async move {
+        let dialer = Dialer::new(
+            Some(Arc::clone(&client)),
+            HostKeyTrust {
+                openssh_files: Vec::new(),
+                app_store: home.join("known_hosts"),
+            },
+            Arc::new(FixedAnswers::default()),
+        );
+        let connection = dialer
+            .dial(&Route::Gateway { gateway: None }, "rdp1", RDP_PORT)
+            .await
+            .expect("tunnel");
+        let (session, _) = RdpSession::connect(
+            connection,
+            RdpTarget {
+                host: "rdp1".into(),
+                port: RDP_PORT,
+            },
+            &RdpCredentials {
+                user: RDP_USER.into(),
+                password: Some(Secret::new(RDP_PASSWORD.into())),
+                domain: None,
+            },
+            &RdpOptions::default(),
+            &CertStore::new(home.join("rdp_certificates")),
+            Arc::new(FixedAnswers {
+                accept_new: true,
+                ..FixedAnswers::default()
+            }),
+        )
+        .await
+        .expect("RDP session");
+        let size = session.size();
+        let probe = (size.0 / 2, size.1 / 2);
+        let mut canvas = Canvas::default();
+        let mut pipeline = Duration::ZERO;
+        // One update taken and applied, as the app does per display frame.
+        let pump = |canvas: &mut Canvas, pipeline: &mut Duration| -> bool {
+            let started = Instant::now();
+            let Some(update) = session.take_update() else {
+                return false;
+            };
+            canvas.apply(&update).expect("update");
+            *pipeline += started.elapsed();
+            true
+        };
+        // Latency: one change at a time, timed until its pixel is in the canvas.
+        let mut latencies = Vec::with_capacity(LATENCY_SAMPLES);
+        for i in 0..LATENCY_SAMPLES {
+            let colour = COLOURS[i % COLOURS.len()];
+            let started = Instant::now();
+            set_root(&screen, colour);
+            loop {
+                pump(&mut canvas, &mut pipeline);
+                if close_to(canvas.pixel(probe.0, probe.1), colour) {
+                    break;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "colour never arrived"
+                );
+                let _ = tokio::time::timeout(Duration::from_millis(50), session.changed()).await;
+            }
+            latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        latencies.sort_by(f64::total_cmp);
+        // Throughput: the display changes continuously; count frames that changed the probe.
+        let stop = Arc::new(AtomicBool::new(false));
+        let changes = Arc::new(AtomicU64::new(0));
+        let decode_before = session.decode_time();
+        let bytes_before = session.bytes_in();
+        let cpu_before = cpu_seconds(std::process::id());
+        pipeline = Duration::ZERO;
+        let animation = animate(screen.clone(), Arc::clone(&stop), Arc::clone(&changes));
+        let started = Instant::now();
+        let mut frames = 0u64;
+        let mut last = canvas.pixel(probe.0, probe.1);
+        while started.elapsed() < ANIMATION {
+            session.changed().await;
+            if pump(&mut canvas, &mut pipeline) {
+                let now = canvas.pixel(probe.0, probe.1);
+                if now != last {
+                    frames += 1;
+                    last = now;
+                }
+            }
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        stop.store(true, Ordering::Relaxed);
+        animation.join().unwrap();
+        let client_cpu_s = cpu_seconds(std::process::id()) - cpu_before;
+        let decode = (session.decode_time() - decode_before).as_secs_f64();
+        let bytes = (session.bytes_in() - bytes_before) as f64;
+        session.close().await;
+        let frames_f = frames.max(1) as f64;
+        let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+        Figures {
+            size,
+            fps: frames as f64 / elapsed,
+            server_changes_per_s: changes.load(Ordering::Relaxed) as f64 / elapsed,
+            latency_p50_ms: pct(0.5),
+            latency_p90_ms: pct(0.9),
+            client_ms_per_frame: (decode + pipeline.as_secs_f64()) * 1000.0 / frames_f,
+            decode_ms_per_frame: decode * 1000.0 / frames_f,
+            bytes_per_frame: bytes / frames_f,
+            client_cpu_s,
+            xfreerdp_cpu_s: None,
+            xfreerdp_bytes_per_s: None,
+            ours_bytes_per_s: bytes / elapsed,
+        }
+    });
+    // FreeRDP's own client on the same animation, through the same gateway.
+    if let Some((cpu, bytes_per_s)) = xfreerdp_run(&mut lab, &display) {
+        figures.xfreerdp_cpu_s = Some(cpu);
+        figures.xfreerdp_bytes_per_s = Some(bytes_per_s);
+    }
+    figures
+}
+
+/// xfreerdp through `portcullis tunnel --listen`, on a display of its own, for
+/// the length of the animation; returns its CPU seconds and bytes per second
+/// received (from the gateway's audit of the tunnel).
+fn xfreerdp_run(lab: &mut Lab, server_display: &str) -> Option<(f64, f64)> {
+    if Command::new("xfreerdp").arg("/version").output().is_err() {
+        eprintln!("bench-rdp: xfreerdp is not installed; its row is left out");
+        return None;
+    }
+    let (xvfb, client_display) = start_xvfb("1920x1080x24");
+    lab.adopt(xvfb);
+    let (listener, port) = lab.tunnel_listener("alice", "rdp1");
+    lab.adopt(listener);
+    let client_home = lab.path("xfreerdp-home");
+    std::fs::create_dir_all(&client_home).unwrap();
+    let mut viewer: Child = Command::new("ip")
+        .args(["netns", "exec", &lab.out, "xfreerdp"])
+        .arg(format!("/v:127.0.0.1:{port}"))
+        .arg(format!("/u:{RDP_USER}"))
+        .arg(format!("/p:{RDP_PASSWORD}"))
+        .args(["/sec:nla", "/cert:ignore", "/bpp:32", "-wallpaper"])
+        .env("DISPLAY", &client_display)
+        .env("HOME", &client_home)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    // Let it connect and draw the first frame.
+    std::thread::sleep(Duration::from_secs(4));
+    let pid = child_pid_of(viewer.id()).unwrap_or(viewer.id());
+    let before = cpu_seconds(pid);
+    let stop = Arc::new(AtomicBool::new(false));
+    let animation = animate(
+        server_display.to_owned(),
+        Arc::clone(&stop),
+        Arc::new(AtomicU64::new(0)),
+    );
+    std::thread::sleep(ANIMATION);
+    stop.store(true, Ordering::Relaxed);
+    animation.join().unwrap();
+    let cpu = cpu_seconds(pid) - before;
+    let _ = viewer.kill();
+    let _ = viewer.wait();
+    let _ = Command::new("pkill")
+        .args(["-f", &format!("/v:127.0.0.1:{port}")])
+        .status();
+    std::thread::sleep(Duration::from_secs(1));
+    // Bytes to the client over the whole connection, from the tunnel's close record.
+    let bytes = lab
+        .audit()
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "tunnel_close" && e["host"] == "rdp1")
+        .and_then(|e| e["bytes_to_client"].as_f64())?;
+    let seconds = ANIMATION.as_secs_f64() + 4.0;
+    Some((cpu, bytes / seconds))
+}
+
+/// `ip netns exec` runs the program as its child; the CPU is the child's.
+fn child_pid_of(pid: u32) -> Option<u32> {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+    children.split_whitespace().next()?.parse().ok()
+}
+
+fn main() {
+    if !lab_available("bench-rdp") {
+        std::process::exit(1);
+    }
+    for tool in ["xsetroot", "freerdp-shadow-cli"] {
+        require_tool(tool);
+    }
+    let runs = [measure("1024x768x24"), measure("1920x1080x24")];
+    let mut table = format!(
+        "## RDP benchmark, {}\n\n\
+         Machine: {} cores. Command: `cargo xtask bench rdp` (release build, namespace lab; \
+         FreeRDP 2 shadow server on Xvfb, the client core through the gateway; the server's \
+         whole display changes colour continuously with `xsetroot`). Latency: a colour change on the \
+         server display until its pixel is in the canvas buffer ({LATENCY_SAMPLES} changes). \
+         Client pipeline: decoding into the framebuffer, encoding the dirty rectangles and \
+         applying them to a canvas buffer, per frame. CPU over {} s of animation.\n\n\
+         | desktop | frames/s received (server changes/s) | latency p50 / p90 | client pipeline per frame (decode) | bytes per frame | client CPU | xfreerdp CPU | bytes/s ours / xfreerdp |\n\
+         |---|---|---|---|---|---|---|---|\n",
+        utc_now(),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        ANIMATION.as_secs()
+    );
+    for f in &runs {
+        table.push_str(&format!(
+            "| {}×{} | {:.1} ({:.0}) | {:.0} / {:.0} ms | {:.2} ms ({:.2} ms) | {:.0} | {:.2} s | {} | {:.1} / {} MB/s |\n",
+            f.size.0,
+            f.size.1,
+            f.fps,
+            f.server_changes_per_s,
+            f.latency_p50_ms,
+            f.latency_p90_ms,
+            f.client_ms_per_frame,
+            f.decode_ms_per_frame,
+            f.bytes_per_frame,
+            f.client_cpu_s,
+            f.xfreerdp_cpu_s.map_or("n/a".into(), |c| format!("{c:.2} s")),
+            f.ours_bytes_per_s / 1e6,
+            f.xfreerdp_bytes_per_s
+                .map_or("n/a".into(), |b| format!("{:.1}", b / 1e6)),
+        ));
+    }
+    print!("{table}");
+    append_benchmark(&table);
+}
