@@ -78,6 +78,8 @@ async fn connect(
     let options = RdpOptions {
         width: size.0,
         height: size.1,
+        // Off: the clipboard channel is not even offered to the server.
+        clipboard: plan.rdp.clipboard,
         ..RdpOptions::default()
     };
     let mut attempt = 0;

@@ -426,3 +426,248 @@ mod session {
         });
     }
 }
+
+mod xrdp {
+    //! The client core against xrdp with xorgxrdp (TLS only, a PAM user), through
+    //! the gateway: the password logs on (autologon), the session's desktop shows,
+    //! keys reach a terminal on it, clipboard text goes both ways (cliprdr).
+
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use portcullis_client::Client;
+    use portcullis_client::dial::{Dialer, Route};
+    use portcullis_client::home::ClientHome;
+    use portcullis_client::rdp::certs::CertStore;
+    use portcullis_client::rdp::frame::Canvas;
+    use portcullis_client::rdp::{RdpCredentials, RdpInput, RdpOptions, RdpSession, RdpTarget};
+    use portcullis_client::ssh::{FixedAnswers, HostKeyTrust};
+    use portcullis_lab::rdp::{XRDP_PORT, start_xrdp};
+    use portcullis_lab::*;
+    use portcullis_proto::Secret;
+    use std::process::{Command, Stdio};
+
+    #[test]
+    fn xrdp_session_through_the_gateway_logs_on_takes_keys_and_shares_the_clipboard() {
+        let Some(mut lab) = Lab::lab_or_skip(
+            "xrdp_session_through_the_gateway_logs_on_takes_keys_and_shares_the_clipboard",
+        ) else {
+            return;
+        };
+        let dir = start_xrdp(&mut lab);
+        lab.login("alice");
+        let home = lab.path("home-alice");
+        let client = Arc::new(Client::new(
+            ClientHome::resolve(Some(home.clone())).unwrap(),
+        ));
+        let out = lab.out.clone();
+        let logs = dir.clone();
+        let xauthority = lab.path("pclab-home");
+        block_on_in(&out, move || async move {
+            let dialer = Dialer::new(
+                Some(Arc::clone(&client)),
+                HostKeyTrust {
+                    openssh_files: Vec::new(),
+                    app_store: home.join("known_hosts"),
+                },
+                Arc::new(FixedAnswers::default()),
+            );
+            let connection = dialer
+                .dial(&Route::Gateway { gateway: None }, "rdp2", XRDP_PORT)
+                .await
+                .expect("tunnel to rdp2");
+            let (session, _) = RdpSession::connect(
+                connection,
+                RdpTarget {
+                    host: "rdp2".into(),
+                    port: XRDP_PORT,
+                },
+                &RdpCredentials {
+                    user: SSH_USER.into(),
+                    password: Some(Secret::new(SSH_USER_PASSWORD.into())),
+                    domain: None,
+                },
+                &RdpOptions::default(),
+                &CertStore::new(home.join("rdp_certificates")),
+                Arc::new(FixedAnswers {
+                    accept_new: true,
+                    ..FixedAnswers::default()
+                }),
+            )
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "RDP session to xrdp: {e}\n{}",
+                    std::fs::read_to_string(logs.join("xrdp.log")).unwrap_or_default()
+                )
+            });
+            let mut canvas = Canvas::default();
+            let deadline = Instant::now() + Duration::from_secs(45);
+            loop {
+                while let Some(update) = session.take_update() {
+                    canvas.apply(&update).unwrap();
+                }
+                let p = canvas.pixel(900, 700);
+                if p.is_some_and(|p| {
+                    p[0].abs_diff(0x2e) < 8 && p[1].abs_diff(0x8b) < 8 && p[2].abs_diff(0x57) < 8
+                }) {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the xrdp session desktop never showed (pixel {p:?}); ended: {:?}\n{}\n{}",
+                    session.ended(),
+                    std::fs::read_to_string(logs.join("xrdp.log")).unwrap_or_default(),
+                    std::fs::read_to_string(logs.join("sesman.log")).unwrap_or_default()
+                );
+                let _ = tokio::time::timeout(Duration::from_millis(200), session.changed()).await;
+            }
+            // Keys reach a terminal on the session's own X display.
+            let display = std::fs::read_to_string(xauthority.join("display"))
+                .expect("the session wrote its display")
+                .trim()
+                .to_owned();
+            let typed = logs.join("typed.txt");
+            let script = format!("read line; printf '%s' \"$line\" > {}", typed.display());
+            let mut terminal = Command::new("xterm")
+                .args(["-geometry", "40x10+100+100", "-bg", "black", "-fg", "white"])
+                .args(["-e", "sh", "-c", &script])
+                .env("DISPLAY", &display)
+                .env("XAUTHORITY", xauthority.join(".Xauthority"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("xterm");
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                while let Some(update) = session.take_update() {
+                    canvas.apply(&update).unwrap();
+                }
+                if canvas.pixel(150, 130).is_some_and(|p| p[..3] == [0, 0, 0]) {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "the terminal never showed");
+                let _ = tokio::time::timeout(Duration::from_millis(200), session.changed()).await;
+            }
+            let mut keys = vec![RdpInput::MouseMove { x: 180, y: 140 }];
+            for code in ["KeyX", "KeyR", "KeyD", "KeyP", "Minus", "KeyO", "KeyK"] {
+                for down in [true, false] {
+                    keys.push(RdpInput::Key {
+                        code: code.into(),
+                        down,
+                        text: None,
+                    });
+                }
+            }
+            keys.push(RdpInput::Text { text: "é".into() });
+            keys.push(RdpInput::Key {
+                code: "Enter".into(),
+                down: true,
+                text: None,
+            });
+            keys.push(RdpInput::ReleaseAll);
+            session.input(keys).await.unwrap();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let written = loop {
+                if let Ok(text) = std::fs::read_to_string(&typed)
+                    && !text.is_empty()
+                {
+                    break text;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the keys never reached the terminal"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            let _ = terminal.kill();
+            let _ = terminal.wait();
+            // Unicode key events: xrdp 0.9 drops them (as FreeRDP 2's shadow
+            // server does), so only the scancode keys arrive.
+            assert_eq!(written, "xrdp-ok");
+
+            // Clipboard, server to client: a program on the session's display copies.
+            let auth = xauthority.join(".Xauthority");
+            let x = |args: &'static [&'static str], stdin: Option<&'static str>| {
+                let (display, auth) = (display.clone(), auth.clone());
+                // Blocking, so off the runtime the session task runs on.
+                tokio::task::spawn_blocking(move || xclip(&display, &auth, args, stdin))
+            };
+            x(
+                &["-selection", "clipboard", "-i"],
+                Some("from-the-server ünïcode"),
+            )
+            .await
+            .unwrap();
+            let remote = tokio::time::timeout(Duration::from_secs(30), async {
+                loop {
+                    if let Some(text) = session.take_remote_clipboard() {
+                        break text;
+                    }
+                    session.remote_clipboard_changed().await;
+                }
+            })
+            .await
+            .expect("the server's clipboard text arrived");
+            assert_eq!(remote, "from-the-server ünïcode");
+
+            // Client to server: what this side copies is pasted there.
+            session
+                .set_clipboard("from-the-client 日本".into())
+                .await
+                .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let pasted = x(&["-selection", "clipboard", "-o"], None).await.unwrap();
+                let text = String::from_utf8_lossy(&pasted.stdout).to_string();
+                if text == "from-the-client 日本" {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the client's clipboard never reached the server: {text:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            session.close().await;
+        });
+    }
+
+    /// `xclip` on the session's display, given `stdin` (a copy) or reading (a
+    /// paste, at most 5 s).
+    fn xclip(
+        display: &str,
+        auth: &std::path::Path,
+        args: &[&str],
+        stdin: Option<&str>,
+    ) -> std::process::Output {
+        let mut command = Command::new("timeout");
+        command
+            .arg("5")
+            .arg("xclip")
+            .args(args)
+            .env("DISPLAY", display)
+            .env("XAUTHORITY", auth)
+            .stdin(Stdio::piped())
+            // `xclip -i` stays behind to serve the selection: it must not hold
+            // our end of a pipe.
+            .stdout(if stdin.is_some() {
+                Stdio::null()
+            } else {
+                Stdio::piped()
+            })
+            .stderr(Stdio::null());
+        let mut child = command.spawn().expect("xclip");
+        if let Some(text) = stdin {
+            use std::io::Write as _;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+        }
+        drop(child.stdin.take());
+        child.wait_with_output().expect("xclip")
+    }
+}

@@ -891,7 +891,7 @@ impl Drop for Lab {
 }
 
 /// What `ip netns exec NS` bind-mounts over /etc.
-fn netns_etc(ns: &str) -> PathBuf {
+pub fn netns_etc(ns: &str) -> PathBuf {
     Path::new("/etc/netns").join(ns)
 }
 

@@ -109,3 +109,145 @@ pub fn start_shadow_server_sized(lab: &mut Lab, geometry: &str) -> String {
     assert!(added.status.success(), "host add rdp1 failed");
     display
 }
+
+/// Where xrdp listens in the private namespace (the shadow server has 3389).
+pub const XRDP_PORT: u16 = 3390;
+
+/// xrdp with xorgxrdp in the private namespace on `VNET_IP:3390`, TLS only, its own
+/// certificate, logging on the lab's PAM user (`SSH_USER`), catalogued at the
+/// gateway as `rdp2`. A session's desktop is a fixed colour with nothing on it;
+/// its X display (`:N`) is written to `display` in the user's home when it starts.
+pub fn start_xrdp(lab: &mut Lab) -> std::path::PathBuf {
+    for tool in ["xrdp", "xrdp-sesman", "openssl", "xsetroot"] {
+        require_tool(tool);
+    }
+    assert!(
+        std::path::Path::new("/usr/lib/xorg/Xorg").exists(),
+        "Xorg is missing: install xorgxrdp"
+    );
+    let dir = lab.path("xrdp");
+    std::fs::create_dir_all(&dir).expect("xrdp dir");
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=rdp2", "-keyout"])
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .output()
+        .expect("openssl");
+    assert!(made.status.success(), "xrdp certificate");
+    // The session: a solid desktop, and the display number for the tests.
+    let startwm = dir.join("startwm.sh");
+    std::fs::write(
+        &startwm,
+        "#!/bin/sh\nxsetroot -solid '#2e8b57'\necho \"$DISPLAY\" > \"$HOME/display\"\nexec sleep 100000\n",
+    )
+    .expect("startwm.sh");
+    std::fs::set_permissions(
+        &startwm,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod startwm.sh");
+    let log = |name: &str| dir.join(name).display().to_string();
+    let sesman = std::fs::read_to_string("/etc/xrdp/sesman.ini")
+        .expect("sesman.ini")
+        .replace(
+            "EnableUserWindowManager=true",
+            "EnableUserWindowManager=false",
+        )
+        .replace(
+            "DefaultWindowManager=startwm.sh",
+            &format!("DefaultWindowManager={}", startwm.display()),
+        )
+        .replace("KillDisconnected=false", "KillDisconnected=true")
+        .replace(
+            "LogFile=xrdp-sesman.log",
+            &format!("LogFile={}", log("sesman.log")),
+        )
+        .replace("EnableSyslog=true", "EnableSyslog=false");
+    std::fs::write(dir.join("sesman.ini"), sesman).expect("sesman.ini");
+    let xrdp = std::fs::read_to_string("/etc/xrdp/xrdp.ini")
+        .expect("xrdp.ini")
+        .replace("port=3389", &format!("port=tcp://{VNET_IP}:{XRDP_PORT}"))
+        .replace("security_layer=negotiate", "security_layer=tls")
+        .replace(
+            "certificate=\n",
+            &format!("certificate={}\n", dir.join("cert.pem").display()),
+        )
+        .replace(
+            "key_file=\n",
+            &format!("key_file={}\n", dir.join("key.pem").display()),
+        )
+        .replace("LogFile=xrdp.log", &format!("LogFile={}", log("xrdp.log")))
+        .replace("EnableSyslog=true", "EnableSyslog=false");
+    std::fs::write(dir.join("xrdp.ini"), xrdp).expect("xrdp.ini");
+    // PAM for sesman in the private namespace (its /etc/pam.d is the lab's).
+    std::fs::write(
+        crate::netns_etc(&lab.vnet).join("pam.d/xrdp-sesman"),
+        "auth required pam_unix.so\naccount required pam_unix.so\n\
+         session required pam_unix.so\npassword required pam_unix.so\n",
+    )
+    .expect("pam.d/xrdp-sesman");
+    // Xorg writes its log in the user's home.
+    let home = lab.path("pclab-home");
+    let chown = Command::new("chown")
+        .args(["-R", "4242:4242"])
+        .arg(&home)
+        .status()
+        .expect("chown");
+    assert!(chown.success());
+    std::fs::create_dir_all("/run/xrdp/sockdir").expect("/run/xrdp/sockdir");
+    let _ = Command::new("chmod")
+        .args(["3777", "/run/xrdp/sockdir"])
+        .status();
+    for (program, config) in [("xrdp-sesman", "sesman.ini"), ("xrdp", "xrdp.ini")] {
+        let out = std::fs::File::create(dir.join(format!("{program}.out"))).expect("log");
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &lab.vnet,
+                program,
+                "--nodaemon",
+                "--config",
+            ])
+            .arg(dir.join(config))
+            .stdout(out.try_clone().expect("log"))
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{program}: {e}"));
+        lab.adopt(child);
+    }
+    let address: std::net::SocketAddr = format!("{VNET_IP}:{XRDP_PORT}").parse().expect("address");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !port_open(&lab.vnet, address) {
+        assert!(
+            Instant::now() < deadline,
+            "xrdp did not start listening on {address}: {}{}",
+            std::fs::read_to_string(dir.join("xrdp.out")).unwrap_or_default(),
+            std::fs::read_to_string(dir.join("xrdp.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let port = XRDP_PORT.to_string();
+    let added = lab.gw(
+        &[
+            "host",
+            "add",
+            "rdp2",
+            "--address",
+            VNET_IP,
+            "--port",
+            &port,
+            "--protocol",
+            "rdp",
+            "--tag",
+            "lab",
+        ],
+        None,
+    );
+    assert!(added.status.success(), "host add rdp2 failed");
+    dir
+}

@@ -42,6 +42,9 @@ const TEST_PACKAGES: &[&str] = &[
     "freerdp2-shadow-x11",
     "winpr-utils",
     "freerdp2-x11",
+    // xrdp with xorgxrdp: the second real RDP server (TLS, a PAM user).
+    "xrdp",
+    "xorgxrdp",
     // What the RDP tests show and type into on the server's display.
     "x11-xserver-utils",
     "xterm",

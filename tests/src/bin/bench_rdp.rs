@@ -86,6 +86,7 @@ fn close_to(pixel: Option<[u8; 4]>, rgb: [u8; 3]) -> bool {
 }
 
 struct Figures {
+    codec: &'static str,
     size: (u16, u16),
     fps: f64,
     server_changes_per_s: f64,
@@ -100,18 +101,34 @@ struct Figures {
     ours_bytes_per_s: f64,
 }
 
-fn measure(geometry: &str) -> Figures {
+/// Both codec choices of the client core, then xfreerdp, on one server.
+fn measure(geometry: &str) -> Vec<Figures> {
     let mut lab = Lab::start();
     let display = start_shadow_server_sized(&mut lab, geometry);
     set_root(&display, [0, 0, 0]);
     lab.login("alice");
+    let mut runs = vec![
+        measure_ours(&lab, &display, true),
+        measure_ours(&lab, &display, false),
+    ];
+    // FreeRDP's own client on the same animation, through the same gateway.
+    if let Some((cpu, bytes_per_s)) = xfreerdp_run(&mut lab, &display) {
+        for run in &mut runs {
+            run.xfreerdp_cpu_s = Some(cpu);
+            run.xfreerdp_bytes_per_s = Some(bytes_per_s);
+        }
+    }
+    runs
+}
+
+fn measure_ours(lab: &Lab, display: &str, remote_fx: bool) -> Figures {
     let home = lab.path("home-alice");
     let client = Arc::new(Client::new(
         ClientHome::resolve(Some(home.clone())).unwrap(),
     ));
     let out = lab.out.clone();
-    let screen = display.clone();
-    let mut figures = block_on_in(&out, move || async move {
+    let screen = display.to_owned();
+    block_on_in(&out, move || async move {
         let dialer = Dialer::new(
             Some(Arc::clone(&client)),
             HostKeyTrust {
@@ -135,7 +152,10 @@ fn measure(geometry: &str) -> Figures {
                 password: Some(Secret::new(RDP_PASSWORD.into())),
                 domain: None,
             },
-            &RdpOptions::default(),
+            &RdpOptions {
+                remote_fx,
+                ..RdpOptions::default()
+            },
             &CertStore::new(home.join("rdp_certificates")),
             Arc::new(FixedAnswers {
                 accept_new: true,
@@ -209,6 +229,7 @@ fn measure(geometry: &str) -> Figures {
         let frames_f = frames.max(1) as f64;
         let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
         Figures {
+            codec: if remote_fx { "RemoteFX" } else { "bitmaps" },
             size,
             fps: frames as f64 / elapsed,
             server_changes_per_s: changes.load(Ordering::Relaxed) as f64 / elapsed,
@@ -222,13 +243,7 @@ fn measure(geometry: &str) -> Figures {
             xfreerdp_bytes_per_s: None,
             ours_bytes_per_s: bytes / elapsed,
         }
-    });
-    // FreeRDP's own client on the same animation, through the same gateway.
-    if let Some((cpu, bytes_per_s)) = xfreerdp_run(&mut lab, &display) {
-        figures.xfreerdp_cpu_s = Some(cpu);
-        figures.xfreerdp_bytes_per_s = Some(bytes_per_s);
-    }
-    figures
+    })
 }
 
 /// xfreerdp through `portcullis tunnel --listen`, on a display of its own, for
@@ -301,7 +316,8 @@ fn main() {
     for tool in ["xsetroot", "freerdp-shadow-cli"] {
         require_tool(tool);
     }
-    let runs = [measure("1024x768x24"), measure("1920x1080x24")];
+    let mut runs = measure("1024x768x24");
+    runs.extend(measure("1920x1080x24"));
     let mut table = format!(
         "## RDP benchmark, {}\n\n\
          Machine: {} cores. Command: `cargo xtask bench rdp` (release build, namespace lab; \
@@ -310,7 +326,7 @@ fn main() {
          server display until its pixel is in the canvas buffer ({LATENCY_SAMPLES} changes). \
          Client pipeline: decoding into the framebuffer, encoding the dirty rectangles and \
          applying them to a canvas buffer, per frame. CPU over {} s of animation.\n\n\
-         | desktop | frames/s received (server changes/s) | latency p50 / p90 | client pipeline per frame (decode) | bytes per frame | client CPU | xfreerdp CPU | bytes/s ours / xfreerdp |\n\
+         | desktop, codec offered | frames/s received (server changes/s) | latency p50 / p90 | client pipeline per frame (decode) | bytes per frame | client CPU | xfreerdp CPU | bytes/s ours / xfreerdp |\n\
          |---|---|---|---|---|---|---|---|\n",
         utc_now(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
@@ -318,9 +334,10 @@ fn main() {
     );
     for f in &runs {
         table.push_str(&format!(
-            "| {}×{} | {:.1} ({:.0}) | {:.0} / {:.0} ms | {:.2} ms ({:.2} ms) | {:.0} | {:.2} s | {} | {:.1} / {} MB/s |\n",
+            "| {}×{}, {} | {:.1} ({:.0}) | {:.0} / {:.0} ms | {:.2} ms ({:.2} ms) | {:.0} | {:.2} s | {} | {:.1} / {} MB/s |\n",
             f.size.0,
             f.size.1,
+            f.codec,
             f.fps,
             f.server_changes_per_s,
             f.latency_p50_ms,

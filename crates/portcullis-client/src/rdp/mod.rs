@@ -10,6 +10,7 @@
 //! for only after the server's certificate is trusted.
 
 pub mod certs;
+mod clipboard;
 pub mod frame;
 pub mod keys;
 
@@ -30,7 +31,11 @@ use tokio::sync::{Notify, mpsc, watch};
 
 use crate::ssh::{HostKeyDecision, Prompter, UnknownHostKey};
 use certs::{CertStore, CertVerdict};
+use clipboard::ClipEvent;
+pub use clipboard::MAX_CLIPBOARD_BYTES;
 use frame::{Damage, Rect};
+use ironrdp_cliprdr::CliprdrClient;
+use ironrdp_cliprdr::pdu::{ClipboardFormat, ClipboardFormatId, FormatDataResponse};
 
 /// Where the session goes, under the name the user gave (the certificate is
 /// pinned under it).
@@ -57,6 +62,11 @@ pub struct RdpOptions {
     /// Longest wait for each network phase of the connection (negotiation and
     /// TLS; NLA and capabilities). Time a person takes to answer is not counted.
     pub connect_timeout: Duration,
+    /// Offer the RemoteFX codec (else the server sends planar/interleaved bitmaps).
+    pub remote_fx: bool,
+    /// Share clipboard text both ways (the `cliprdr` channel is not even
+    /// offered when off).
+    pub clipboard: bool,
 }
 
 impl Default for RdpOptions {
@@ -65,6 +75,8 @@ impl Default for RdpOptions {
             width: 1024,
             height: 768,
             connect_timeout: Duration::from_secs(30),
+            remote_fx: true,
+            clipboard: true,
         }
     }
 }
@@ -194,6 +206,7 @@ pub const MAX_TEXT_INPUT: usize = 4096;
 
 enum Command {
     Input(Vec<RdpInput>),
+    Clipboard(String),
     Close,
 }
 
@@ -215,6 +228,8 @@ pub struct RdpSession {
     certificate: CertFingerprint,
     bytes_in: Arc<std::sync::atomic::AtomicU64>,
     decode_nanos: Arc<std::sync::atomic::AtomicU64>,
+    remote_clipboard: Arc<Mutex<Option<String>>>,
+    clipboard_changed: Arc<Notify>,
 }
 
 /// How the server's certificate was trusted.
@@ -299,6 +314,30 @@ impl RdpSession {
             height: screen.image.height(),
         };
         encode_rects(&screen.image, &[all], true)
+    }
+
+    /// Offers `text` as this side's clipboard to the server (when the session
+    /// shares the clipboard); the server fetches it when pasted there.
+    pub async fn set_clipboard(&self, text: String) -> Result<(), RdpError> {
+        if text.len() > MAX_CLIPBOARD_BYTES {
+            return Err(RdpError::Invalid(format!(
+                "clipboard text longer than {MAX_CLIPBOARD_BYTES} bytes"
+            )));
+        }
+        self.commands
+            .send(Command::Clipboard(text))
+            .await
+            .map_err(|_| RdpError::Ended)
+    }
+
+    /// The text the server's clipboard last received, once (then `None` until it changes).
+    pub fn take_remote_clipboard(&self) -> Option<String> {
+        self.remote_clipboard.lock().expect("clipboard lock").take()
+    }
+
+    /// Waits until the server's clipboard text arrives.
+    pub async fn remote_clipboard_changed(&self) {
+        self.clipboard_changed.notified().await
     }
 
     /// Makes the next update a full frame (a view attached or lost track).
@@ -450,8 +489,14 @@ fn config(credentials: &RdpCredentials, options: &RdpOptions) -> ironrdp_connect
         bitmap: Some(ironrdp_connector::BitmapConfig {
             lossy_compression: false,
             color_depth: 32,
-            codecs: ironrdp_pdu::rdp::capability_sets::client_codecs_capabilities(&[])
-                .unwrap_or_default(),
+            codecs: ironrdp_pdu::rdp::capability_sets::client_codecs_capabilities(
+                if options.remote_fx {
+                    &[]
+                } else {
+                    &["remotefx:off"]
+                },
+            )
+            .unwrap_or_default(),
         }),
         dig_product_id: String::new(),
         client_dir: "C:\\Windows\\System32\\mstscax.dll".to_owned(),
@@ -462,7 +507,10 @@ fn config(credentials: &RdpCredentials, options: &RdpOptions) -> ironrdp_connect
         platform: MajorPlatformType::UNIX,
         hardware_id: None,
         request_data: None,
-        autologon: false,
+        // The password (filled in once asked) also logs on a TLS-only server
+        // (xrdp), as FreeRDP and mstsc do with saved credentials; with NLA the
+        // server has checked it already.
+        autologon: true,
         enable_audio_playback: false,
         enable_audio_capture: false,
         performance_flags: PerformanceFlags::default(),
@@ -517,6 +565,12 @@ where
     let mut framed = TokioFramed::new(io);
     let client_addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
     let mut connector = ClientConnector::new(config(credentials, options), client_addr);
+    let clipboard = options.clipboard.then(|| {
+        let backend = clipboard::Backend::default();
+        let events = Arc::clone(&backend.events);
+        connector.attach_static_channel(CliprdrClient::new(Box::new(backend)));
+        events
+    });
     let should_upgrade = tokio::time::timeout(
         options.connect_timeout,
         ironrdp_tokio::connect_begin(&mut framed, &mut connector),
@@ -644,7 +698,13 @@ where
     let (end_tx, end) = watch::channel(None);
     let bytes_in = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let decode_nanos = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let remote_clipboard: Arc<Mutex<Option<String>>> = Arc::default();
+    let clipboard_changed = Arc::new(Notify::new());
     let task = SessionTask {
+        clipboard,
+        local_clipboard: None,
+        remote_clipboard: Arc::clone(&remote_clipboard),
+        clipboard_changed: Arc::clone(&clipboard_changed),
         decode_nanos: Arc::clone(&decode_nanos),
         framed,
         stage,
@@ -672,6 +732,8 @@ where
             certificate: fingerprint,
             bytes_in,
             decode_nanos,
+            remote_clipboard,
+            clipboard_changed,
         },
         trusted_by,
     ))
@@ -861,6 +923,12 @@ struct SessionTask<S> {
     bytes_in: Arc<std::sync::atomic::AtomicU64>,
     decode_nanos: Arc<std::sync::atomic::AtomicU64>,
     started: std::time::Instant,
+    /// What the clipboard backend saw, when the session shares the clipboard.
+    clipboard: Option<Arc<Mutex<Vec<ClipEvent>>>>,
+    /// Our side's text, offered to the server.
+    local_clipboard: Option<String>,
+    remote_clipboard: Arc<Mutex<Option<String>>>,
+    clipboard_changed: Arc<Notify>,
 }
 
 enum Step {
@@ -876,7 +944,10 @@ where
         let end = loop {
             let step = tokio::select! {
                 pdu = self.framed.read_pdu() => match pdu {
-                    Ok((action, payload)) => self.server_pdu(action, &payload).await,
+                    Ok((action, payload)) => match self.server_pdu(action, &payload).await {
+                        Step::Continue => self.clipboard_events().await,
+                        end => end,
+                    },
                     Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                         Step::End(RdpEnd::ConnectionLost(
                             "the connection closed without a goodbye from the server".into(),
@@ -886,6 +957,10 @@ where
                 },
                 command = commands.recv() => match command {
                     Some(Command::Input(events)) => self.send_input(&events).await,
+                    Some(Command::Clipboard(text)) => {
+                        self.local_clipboard = Some(text);
+                        self.announce_clipboard().await
+                    }
                     Some(Command::Close) | None => {
                         self.shutdown().await;
                         Step::End(RdpEnd::Closed)
@@ -1061,6 +1136,102 @@ where
             }
         };
         self.outputs(outputs).await
+    }
+
+    /// Sends the frames a clipboard call produced.
+    async fn send_svc(
+        &mut self,
+        messages: ironrdp_pdu::PduResult<
+            ironrdp_cliprdr::CliprdrSvcMessages<ironrdp_cliprdr::Client>,
+        >,
+    ) -> Step {
+        let frame = match messages.map_err(|e| e.to_string()).and_then(|m| {
+            self.stage
+                .process_svc_processor_messages(m)
+                .map_err(|e| e.to_string())
+        }) {
+            Ok(frame) => frame,
+            Err(e) => {
+                tracing::warn!(error = %e, "clipboard message not sent");
+                return Step::Continue;
+            }
+        };
+        if frame.is_empty() {
+            return Step::Continue;
+        }
+        match self.framed.write_all(&frame).await {
+            Ok(()) => Step::Continue,
+            Err(e) => Step::End(RdpEnd::ConnectionLost(e.to_string())),
+        }
+    }
+
+    /// The clipboard channel, when shared; `ready` only once it finished its
+    /// initialization (our first format list completes it).
+    fn cliprdr(&mut self, ready: bool) -> Option<&mut CliprdrClient> {
+        self.clipboard.as_ref()?;
+        self.stage
+            .get_svc_processor_mut::<CliprdrClient>()
+            .filter(|c| !ready || c.is_ready())
+    }
+
+    /// Tells the server which formats our clipboard has (text, or nothing).
+    async fn announce_clipboard(&mut self) -> Step {
+        let formats: Vec<ClipboardFormat> = match &self.local_clipboard {
+            Some(_) => vec![ClipboardFormat::new(ClipboardFormatId::CF_UNICODETEXT)],
+            None => Vec::new(),
+        };
+        let Some(cliprdr) = self.cliprdr(false) else {
+            return Step::Continue;
+        };
+        let messages = cliprdr.initiate_copy(&formats);
+        self.send_svc(messages).await
+    }
+
+    /// Acts on what the clipboard backend saw while the last PDU was processed.
+    async fn clipboard_events(&mut self) -> Step {
+        let Some(events) = &self.clipboard else {
+            return Step::Continue;
+        };
+        let events = std::mem::take(&mut *events.lock().expect("clipboard events"));
+        for event in events {
+            let step = match event {
+                ClipEvent::WantsFormats => self.announce_clipboard().await,
+                ClipEvent::RemoteCopy { text: true } => match self.cliprdr(true) {
+                    Some(cliprdr) => {
+                        let messages = cliprdr.initiate_paste(ClipboardFormatId::CF_UNICODETEXT);
+                        self.send_svc(messages).await
+                    }
+                    None => Step::Continue,
+                },
+                ClipEvent::RemoteCopy { text: false } => Step::Continue,
+                ClipEvent::DataRequest(format) => {
+                    let response = match (&self.local_clipboard, format) {
+                        (Some(text), ClipboardFormatId::CF_UNICODETEXT) => {
+                            FormatDataResponse::new_unicode_string(text)
+                        }
+                        _ => FormatDataResponse::new_error(),
+                    };
+                    match self.cliprdr(true) {
+                        Some(cliprdr) => {
+                            let messages = cliprdr.submit_format_data(response);
+                            self.send_svc(messages).await
+                        }
+                        None => Step::Continue,
+                    }
+                }
+                ClipEvent::DataResponse(text) => {
+                    if let Some(text) = text.filter(|t| t.len() <= MAX_CLIPBOARD_BYTES) {
+                        *self.remote_clipboard.lock().expect("clipboard lock") = Some(text);
+                        self.clipboard_changed.notify_one();
+                    }
+                    Step::Continue
+                }
+            };
+            if let Step::End(_) = step {
+                return step;
+            }
+        }
+        Step::Continue
     }
 
     async fn shutdown(&mut self) {
