@@ -8,6 +8,13 @@ use portcullis_lab::rdp::{RDP_PASSWORD, RDP_USER, start_shadow_server};
 use portcullis_lab::webdriver::{ENTER, WebDriver};
 use portcullis_lab::*;
 
+fn visible(driver: &WebDriver, css: &str) -> bool {
+    driver
+        .script(&format!("return !!document.querySelector({css:?});"))
+        .map(|v| v.as_bool() == Some(true))
+        .unwrap_or(false)
+}
+
 /// JavaScript: whether the active canvas shows `rgb` (±10) at desktop point x,y.
 fn canvas_shows(x: u32, y: u32, rgb: [u8; 3]) -> String {
     format!(
@@ -155,6 +162,50 @@ fn desktop_window_draws_an_rdp_host_and_sends_it_input() {
         driver.wait_until(
             "the tab to close",
             "return !document.querySelector(\".tab[data-title='rdp1']\");",
+        );
+
+        // An inventory RDP host: the protocol brings port 3389 and the display
+        // settings; routed through the signed-in gateway, its pinned certificate
+        // is trusted without asking.
+        driver.click("#add-host");
+        driver.type_into("#dialog input[name=name]", "lab-desktop");
+        driver.type_into("#dialog input[name=address]", "rdp1");
+        driver
+            .script(
+                "const p = document.querySelector('#dialog select[name=protocol]'); \
+                 p.value = 'rdp'; p.dispatchEvent(new Event('change')); \
+                 const via = document.querySelector('#dialog select[name=via]'); \
+                 via.value = [...via.options].find(o => o.value.startsWith('gateway:')).value; \
+                 via.dispatchEvent(new Event('change')); \
+                 document.querySelector('#dialog select[name=resolution]').value = '1280x720';",
+            )
+            .expect("choose RDP, the gateway and a resolution");
+        let port = driver
+            .script("return document.querySelector('#dialog input[name=port]').value;")
+            .unwrap();
+        assert_eq!(port, serde_json::json!("3389"));
+        assert!(
+            !visible(&driver, "#dialog .rdp-only.hidden"),
+            "the RDP settings are hidden"
+        );
+        driver.type_into("#dialog input[name=user]", RDP_USER);
+        shot("18-rdp-host-dialog");
+        driver.click("#host-save");
+        driver.wait(".host[data-host='lab-desktop']");
+        driver.clear("#search");
+        driver.type_into("#search", "lab-desktop");
+        driver.type_into("#search", ENTER);
+        driver.wait("#dialog[open] input[name=answer]");
+        let question = driver.text("#dialog");
+        assert!(question.contains("rdplab"), "{question}");
+        driver.type_into(
+            "#dialog input[name=answer]",
+            &format!("{RDP_PASSWORD}{ENTER}"),
+        );
+        driver.wait(".tab.connected[data-title='lab-desktop']");
+        driver.wait_until(
+            "the remote desktop in the inventory host's tab",
+            &canvas_shows(20, 20, [0xff, 0x80, 0x00]),
         );
         driver.quit();
     });
