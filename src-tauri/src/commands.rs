@@ -522,6 +522,7 @@ async fn run_session(
     let (session, shell, route) = match connected.await {
         Ok(parts) => parts,
         Err(error) => {
+            state.sessions.take_closed_early(id);
             let _ = state.inventory.record_end(history, error.code).await;
             let _ = channel.send(SessionEvent::Failed { error });
             return;
@@ -537,10 +538,14 @@ async fn run_session(
         }
     }
     let (events_tx, mut events) = tokio::sync::mpsc::channel(8);
-    state.sessions.insert(
-        id,
-        TerminalSession::start(shell, size, SCROLLBACK_LINES, events_tx),
-    );
+    let terminal = TerminalSession::start(shell, size, SCROLLBACK_LINES, events_tx);
+    if !state.sessions.insert(id, terminal.clone()) {
+        // The tab was closed while this was connecting.
+        terminal.close().await;
+        session.close().await;
+        let _ = state.inventory.record_end(history, "closed by user").await;
+        return;
+    }
     let _ = channel.send(SessionEvent::State {
         state: "connected",
         route: Some(route),
@@ -696,11 +701,13 @@ pub async fn session_search(
 
 #[tauri::command]
 pub async fn session_close(state: State<'_, AppState>, id: u64) -> Result<(), UiError> {
-    if let Some(session) = state.sessions.remove(id) {
-        session.close().await;
-    }
-    if let Some(desktop) = state.sessions.remove_desktop(id) {
-        desktop.close().await;
+    match (state.sessions.remove(id), state.sessions.remove_desktop(id)) {
+        (Some(terminal), _) => terminal.close().await,
+        (None, Some(desktop)) => {
+            desktop.close().await;
+        }
+        // Still connecting: it is ended as soon as it is up.
+        (None, None) => state.sessions.close_early(id),
     }
     Ok(())
 }

@@ -135,6 +135,7 @@ async fn run(
     let (session, route) = match connect(&state, &plan, size, &dialer).await {
         Ok(parts) => parts,
         Err(error) => {
+            state.sessions.take_closed_early(id);
             let _ = state.inventory.record_end(history, error.code).await;
             let _ = channel.send(SessionEvent::Failed { error });
             return;
@@ -150,7 +151,12 @@ async fn run(
         }
     }
     let session = Arc::new(session);
-    state.sessions.insert_desktop(id, Arc::clone(&session));
+    if !state.sessions.insert_desktop(id, Arc::clone(&session)) {
+        // The tab was closed while this was connecting.
+        session.close().await;
+        let _ = state.inventory.record_end(history, "closed by user").await;
+        return;
+    }
     let _ = channel.send(SessionEvent::State {
         state: "connected",
         route: Some(route),

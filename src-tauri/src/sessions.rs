@@ -104,6 +104,8 @@ pub struct Sessions {
     next: AtomicU64,
     live: Mutex<HashMap<u64, TerminalSession>>,
     desktops: Mutex<HashMap<u64, Arc<RdpSession>>>,
+    /// Tabs closed while their session was still connecting.
+    closed_early: Mutex<std::collections::HashSet<u64>>,
     pending: Pending,
 }
 
@@ -112,8 +114,27 @@ impl Sessions {
         self.next.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    pub fn insert(&self, id: u64, session: TerminalSession) {
+    /// Keeps a session that just came up; `false` (and nothing kept) when its
+    /// tab was closed while it was connecting: the caller ends it.
+    #[must_use]
+    pub fn insert(&self, id: u64, session: TerminalSession) -> bool {
+        if self.take_closed_early(id) {
+            return false;
+        }
         self.live.lock().expect("sessions lock").insert(id, session);
+        true
+    }
+
+    /// Notes that the tab of a session still connecting was closed.
+    pub fn close_early(&self, id: u64) {
+        if id > 0 && id <= self.next.load(Ordering::Relaxed) {
+            self.closed_early.lock().expect("sessions lock").insert(id);
+        }
+    }
+
+    /// Whether the tab was closed while connecting (and forgets it).
+    pub fn take_closed_early(&self, id: u64) -> bool {
+        self.closed_early.lock().expect("sessions lock").remove(&id)
     }
 
     pub fn get(&self, id: u64) -> Result<TerminalSession, UiError> {
@@ -129,11 +150,17 @@ impl Sessions {
         self.live.lock().expect("sessions lock").remove(&id)
     }
 
-    pub fn insert_desktop(&self, id: u64, session: Arc<RdpSession>) {
+    /// As [`Sessions::insert`], for an RDP session.
+    #[must_use]
+    pub fn insert_desktop(&self, id: u64, session: Arc<RdpSession>) -> bool {
+        if self.take_closed_early(id) {
+            return false;
+        }
         self.desktops
             .lock()
             .expect("sessions lock")
             .insert(id, session);
+        true
     }
 
     pub fn desktop(&self, id: u64) -> Result<Arc<RdpSession>, UiError> {
@@ -421,6 +448,18 @@ mod tests {
             .await
             .unwrap();
         Arc::new(store)
+    }
+
+    #[test]
+    fn a_tab_closed_while_connecting_is_noted_once_for_its_own_session() {
+        let sessions = Sessions::default();
+        // No session was ever opened with this id: nothing to note.
+        sessions.close_early(1);
+        assert!(!sessions.take_closed_early(1));
+        let id = sessions.next_id();
+        sessions.close_early(id);
+        assert!(sessions.take_closed_early(id));
+        assert!(!sessions.take_closed_early(id), "noted once");
     }
 
     #[tokio::test]
