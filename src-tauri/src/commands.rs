@@ -257,6 +257,52 @@ pub async fn gateway_hosts(
     Ok(state.client.hosts(Some(&url)).await?.hosts)
 }
 
+impl AppState {
+    /// The dialer for one session, with a prompter on its channel that offers
+    /// (and later keeps) the plan's saved passwords.
+    pub(crate) fn dialer_for(
+        &self,
+        plan: &Plan,
+        channel: &Channel<SessionEvent>,
+    ) -> (Dialer, Arc<SavedSecrets>) {
+        let saved = Arc::new(SavedSecrets::new(
+            Arc::clone(&self.secrets),
+            plan.passwords.clone(),
+        ));
+        let prompter = self.sessions.prompter(channel.clone(), Arc::clone(&saved));
+        let trust = HostKeyTrust::standard(self.home.dir().join("known_hosts"));
+        let dialer = Dialer::new(Some(Arc::clone(&self.client)), trust, prompter);
+        (dialer, saved)
+    }
+
+    /// A session that could not start: history, the UI, and its id forgotten.
+    pub(crate) async fn failed(
+        &self,
+        id: u64,
+        history: i64,
+        channel: &Channel<SessionEvent>,
+        error: UiError,
+    ) {
+        self.sessions.take_closed_early(id);
+        let _ = self.inventory.record_end(history, error.code).await;
+        let _ = channel.send(SessionEvent::Failed { error });
+    }
+
+    /// After a successful connection: stores what the person asked to
+    /// remember and notes it on the hosts.
+    pub(crate) async fn keep_saved(&self, saved: &SavedSecrets) {
+        for (host_id, name) in saved.keep_chosen().await {
+            if let Err(e) = self
+                .inventory
+                .set_credential_ref(host_id, Some(&name))
+                .await
+            {
+                tracing::warn!(host_id, error = %e, "cannot note the saved password on the host");
+            }
+        }
+    }
+}
+
 /// What the UI asks to open.
 #[derive(Debug, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -492,13 +538,7 @@ async fn run_session(
 ) {
     use tauri::Manager;
     let state = app.state::<AppState>();
-    let saved = Arc::new(SavedSecrets::new(
-        Arc::clone(&state.secrets),
-        plan.passwords.clone(),
-    ));
-    let prompter = state.sessions.prompter(channel.clone(), Arc::clone(&saved));
-    let trust = HostKeyTrust::standard(state.home.dir().join("known_hosts"));
-    let dialer = Dialer::new(Some(Arc::clone(&state.client)), trust, prompter);
+    let (dialer, saved) = state.dialer_for(&plan, &channel);
     let connected = async {
         let connection = dialer.dial(&plan.route, &plan.host, plan.port).await?;
         let route = connection.route();
@@ -522,21 +562,11 @@ async fn run_session(
     let (session, shell, route) = match connected.await {
         Ok(parts) => parts,
         Err(error) => {
-            state.sessions.take_closed_early(id);
-            let _ = state.inventory.record_end(history, error.code).await;
-            let _ = channel.send(SessionEvent::Failed { error });
+            state.failed(id, history, &channel, error).await;
             return;
         }
     };
-    for (host_id, name) in saved.keep_chosen().await {
-        if let Err(e) = state
-            .inventory
-            .set_credential_ref(host_id, Some(&name))
-            .await
-        {
-            tracing::warn!(host_id, error = %e, "cannot note the saved password on the host");
-        }
-    }
+    state.keep_saved(&saved).await;
     let (events_tx, mut events) = tokio::sync::mpsc::channel(8);
     let terminal = TerminalSession::start(shell, size, SCROLLBACK_LINES, events_tx);
     if !state.sessions.insert(id, terminal.clone()) {

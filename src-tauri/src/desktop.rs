@@ -12,13 +12,12 @@ use portcullis_client::rdp::certs::CertStore;
 use portcullis_client::rdp::{
     RdpCredentials, RdpEnd, RdpError, RdpInput, RdpOptions, RdpSession, RdpTarget,
 };
-use portcullis_client::ssh::HostKeyTrust;
 use tauri::State;
 use tauri::ipc::{Channel, InvokeResponseBody};
 
 use crate::commands::{AppState, Plan, Target, plan};
 use crate::error::UiError;
-use crate::sessions::{SavedSecrets, SessionEvent};
+use crate::sessions::SessionEvent;
 
 /// Password attempts per tab, each a new connection (RDP checks at logon).
 const PASSWORD_ATTEMPTS: usize = 3;
@@ -125,31 +124,15 @@ async fn run(
 ) {
     use tauri::Manager;
     let state = app.state::<AppState>();
-    let saved = Arc::new(SavedSecrets::new(
-        Arc::clone(&state.secrets),
-        plan.passwords.clone(),
-    ));
-    let prompter = state.sessions.prompter(channel.clone(), Arc::clone(&saved));
-    let trust = HostKeyTrust::standard(state.home.dir().join("known_hosts"));
-    let dialer = Dialer::new(Some(Arc::clone(&state.client)), trust, prompter);
+    let (dialer, saved) = state.dialer_for(&plan, &channel);
     let (session, route) = match connect(&state, &plan, size, &dialer).await {
         Ok(parts) => parts,
         Err(error) => {
-            state.sessions.take_closed_early(id);
-            let _ = state.inventory.record_end(history, error.code).await;
-            let _ = channel.send(SessionEvent::Failed { error });
+            state.failed(id, history, &channel, error).await;
             return;
         }
     };
-    for (host_id, name) in saved.keep_chosen().await {
-        if let Err(e) = state
-            .inventory
-            .set_credential_ref(host_id, Some(&name))
-            .await
-        {
-            tracing::warn!(host_id, error = %e, "cannot note the saved password on the host");
-        }
-    }
+    state.keep_saved(&saved).await;
     let session = Arc::new(session);
     if !state.sessions.insert_desktop(id, Arc::clone(&session)) {
         // The tab was closed while this was connecting.

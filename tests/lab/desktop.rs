@@ -42,7 +42,8 @@ fn remembered_password_answers_the_reconnect(driver: &WebDriver, tab: &str, proo
     terminal_shows(driver, proof);
 }
 
-fn visible(driver: &WebDriver, css: &str) -> bool {
+/// Whether an element matching `css` is in the page now.
+pub(crate) fn visible(driver: &WebDriver, css: &str) -> bool {
     driver
         .script(&format!("return !!document.querySelector({css:?});"))
         .map(|v| v.as_bool() == Some(true))

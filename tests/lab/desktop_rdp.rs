@@ -4,16 +4,11 @@
 
 use std::process::{Command, Stdio};
 
-use portcullis_lab::rdp::{RDP_PASSWORD, RDP_USER, start_shadow_server};
+use portcullis_lab::rdp::{RDP_PASSWORD, RDP_USER, set_root, start_shadow_server};
 use portcullis_lab::webdriver::{ENTER, WebDriver};
 use portcullis_lab::*;
 
-fn visible(driver: &WebDriver, css: &str) -> bool {
-    driver
-        .script(&format!("return !!document.querySelector({css:?});"))
-        .map(|v| v.as_bool() == Some(true))
-        .unwrap_or(false)
-}
+use crate::desktop::visible;
 
 /// JavaScript: whether the active canvas shows `rgb` (±10) at desktop point x,y.
 fn canvas_shows(x: u32, y: u32, rgb: [u8; 3]) -> String {
@@ -36,15 +31,7 @@ fn desktop_window_draws_an_rdp_host_and_sends_it_input() {
         require_tool(tool);
     }
     let display = start_shadow_server(&mut lab);
-    let set_root = |colour: &str| {
-        let out = Command::new("xsetroot")
-            .args(["-solid", colour])
-            .env("DISPLAY", &display)
-            .output()
-            .expect("xsetroot");
-        assert!(out.status.success(), "xsetroot failed");
-    };
-    set_root("#1e90ff");
+    set_root(&display, [0x1e, 0x90, 0xff]);
     // A terminal in the middle of the remote desktop writes a line it is typed.
     let typed = lab.path("rdp/typed-e2e.txt");
     let script = format!("read line; printf '%s' \"$line\" > {}", typed.display());
@@ -119,12 +106,7 @@ fn desktop_window_draws_an_rdp_host_and_sends_it_input() {
         shot("16-rdp-desktop");
 
         // A change on the server shows without asking.
-        let out = Command::new("xsetroot")
-            .args(["-solid", "#ff8000"])
-            .env("DISPLAY", &root)
-            .output()
-            .expect("xsetroot");
-        assert!(out.status.success());
+        set_root(&root, [0xff, 0x80, 0x00]);
         driver.wait_until(
             "the orange remote desktop",
             &canvas_shows(20, 20, [0xff, 0x80, 0x00]),

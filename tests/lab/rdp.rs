@@ -86,34 +86,20 @@ mod session {
     use std::time::{Duration, Instant};
 
     use portcullis_client::Client;
-    use portcullis_client::dial::{Dialer, Route};
     use portcullis_client::home::ClientHome;
     use portcullis_client::rdp::certs::CertStore;
     use portcullis_client::rdp::frame::Canvas;
     use portcullis_client::rdp::{
         CertTrustedBy, RdpCredentials, RdpError, RdpInput, RdpOptions, RdpSession, RdpTarget,
     };
-    use portcullis_client::ssh::{FixedAnswers, HostKeyTrust, Prompter};
-    use portcullis_lab::rdp::{RDP_PASSWORD, RDP_PORT, RDP_USER, start_shadow_server};
+    use portcullis_lab::rdp::{
+        RDP_PASSWORD, RDP_PORT, RDP_USER, close_to, connect_through_gateway, set_root,
+        start_shadow_server, watch_until,
+    };
     use portcullis_lab::*;
     use portcullis_proto::Secret;
 
     const PATIENCE: Duration = Duration::from_secs(30);
-
-    fn answers(accept_new: bool) -> Arc<dyn Prompter> {
-        Arc::new(FixedAnswers {
-            accept_new,
-            ..FixedAnswers::default()
-        })
-    }
-
-    fn credentials(password: &str) -> RdpCredentials {
-        RdpCredentials {
-            user: RDP_USER.into(),
-            password: Some(Secret::new(password.to_owned())),
-            domain: None,
-        }
-    }
 
     async fn open(
         client: &Arc<Client>,
@@ -121,55 +107,24 @@ mod session {
         password: &str,
         accept_new: bool,
     ) -> Result<(RdpSession, CertTrustedBy), RdpError> {
-        let dialer = Dialer::new(
-            Some(Arc::clone(client)),
-            HostKeyTrust {
-                openssh_files: Vec::new(),
-                app_store: home.join("known_hosts"),
-            },
-            answers(false),
-        );
-        let connection = dialer
-            .dial(&Route::Gateway { gateway: None }, "rdp1", RDP_PORT)
-            .await
-            .expect("tunnel to rdp1");
-        RdpSession::connect(
-            connection,
-            RdpTarget {
-                host: "rdp1".into(),
-                port: RDP_PORT,
-            },
-            &credentials(password),
+        let credentials = RdpCredentials {
+            user: RDP_USER.into(),
+            password: Some(Secret::new(password.to_owned())),
+            domain: None,
+        };
+        let target = RdpTarget {
+            host: "rdp1".into(),
+            port: RDP_PORT,
+        };
+        connect_through_gateway(
+            client,
+            home,
+            target,
+            &credentials,
             &RdpOptions::default(),
-            &CertStore::new(home.join("rdp_certificates")),
-            answers(accept_new),
+            accept_new,
         )
         .await
-    }
-
-    /// Applies updates to `canvas` until `done` holds for it, or panics after PATIENCE.
-    async fn watch_until(
-        session: &RdpSession,
-        canvas: &mut Canvas,
-        what: &str,
-        done: impl Fn(&Canvas) -> bool,
-    ) {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            while let Some(update) = session.take_update() {
-                canvas.apply(&update).expect("well-formed update");
-            }
-            if canvas.width > 0 && done(canvas) {
-                return;
-            }
-            assert!(
-                session.ended().is_none(),
-                "session ended while waiting for {what}: {:?}",
-                session.ended()
-            );
-            assert!(Instant::now() < deadline, "no {what} within {PATIENCE:?}");
-            let _ = tokio::time::timeout(Duration::from_millis(200), session.changed()).await;
-        }
     }
 
     fn x(display: &str, program: &str, args: &[&str]) -> std::process::Output {
@@ -184,10 +139,6 @@ mod session {
             String::from_utf8_lossy(&out.stderr)
         );
         out
-    }
-
-    fn close_to(pixel: Option<[u8; 4]>, rgb: [u8; 3]) -> bool {
-        pixel.is_some_and(|p| (0..3).all(|i| p[i].abs_diff(rgb[i]) <= 8))
     }
 
     struct KillOnDrop(Child);
@@ -210,7 +161,7 @@ mod session {
             require_tool(tool);
         }
         let display = start_shadow_server(&mut lab);
-        x(&display, "xsetroot", &["-solid", "#1e90ff"]);
+        set_root(&display, [0x1e, 0x90, 0xff]);
         lab.login("alice");
         let home_dir = lab.path("home-alice");
         let client = Arc::new(Client::new(
@@ -251,7 +202,7 @@ mod session {
             assert_eq!(trusted, CertTrustedBy::Pinned);
             assert_eq!(session.size(), (1024, 768));
             let mut canvas = Canvas::default();
-            watch_until(&session, &mut canvas, "the blue desktop", |c| {
+            watch_until(&session, &mut canvas, "the blue desktop", PATIENCE, |c| {
                 close_to(c.pixel(512, 700), [0x1e, 0x90, 0xff])
                     && close_to(c.pixel(5, 5), [0x1e, 0x90, 0xff])
             })
@@ -259,8 +210,8 @@ mod session {
             assert_eq!(canvas.pixel(512, 700).unwrap()[3], 255, "opaque pixels");
             // A change on the server display reaches the canvas as an update.
             let before = session.bytes_in();
-            x(&display, "xsetroot", &["-solid", "#ff8000"]);
-            watch_until(&session, &mut canvas, "the orange desktop", |c| {
+            set_root(&display, [0xff, 0x80, 0x00]);
+            watch_until(&session, &mut canvas, "the orange desktop", PATIENCE, |c| {
                 close_to(c.pixel(900, 100), [0xff, 0x80, 0x00])
             })
             .await;
@@ -288,9 +239,13 @@ mod session {
                 .next()
                 .expect("xterm window")
                 .to_owned();
-            watch_until(&session, &mut canvas, "the terminal window", |c| {
-                close_to(c.pixel(150, 130), [0, 0, 0])
-            })
+            watch_until(
+                &session,
+                &mut canvas,
+                "the terminal window",
+                PATIENCE,
+                |c| close_to(c.pixel(150, 130), [0, 0, 0]),
+            )
             .await;
             // The pointer lands where aimed; with no window manager the keyboard
             // follows it into the terminal.
@@ -436,13 +391,12 @@ mod xrdp {
     use std::time::{Duration, Instant};
 
     use portcullis_client::Client;
-    use portcullis_client::dial::{Dialer, Route};
     use portcullis_client::home::ClientHome;
-    use portcullis_client::rdp::certs::CertStore;
     use portcullis_client::rdp::frame::Canvas;
-    use portcullis_client::rdp::{RdpCredentials, RdpInput, RdpOptions, RdpSession, RdpTarget};
-    use portcullis_client::ssh::{FixedAnswers, HostKeyTrust};
-    use portcullis_lab::rdp::{XRDP_PORT, start_xrdp};
+    use portcullis_client::rdp::{RdpCredentials, RdpInput, RdpOptions, RdpTarget};
+    use portcullis_lab::rdp::{
+        XRDP_PORT, close_to, connect_through_gateway, start_xrdp, watch_until,
+    };
     use portcullis_lab::*;
     use portcullis_proto::Secret;
     use std::process::{Command, Stdio};
@@ -464,64 +418,35 @@ mod xrdp {
         let logs = dir.clone();
         let xauthority = lab.path("pclab-home");
         block_on_in(&out, move || async move {
-            let dialer = Dialer::new(
-                Some(Arc::clone(&client)),
-                HostKeyTrust {
-                    openssh_files: Vec::new(),
-                    app_store: home.join("known_hosts"),
-                },
-                Arc::new(FixedAnswers::default()),
-            );
-            let connection = dialer
-                .dial(&Route::Gateway { gateway: None }, "rdp2", XRDP_PORT)
-                .await
-                .expect("tunnel to rdp2");
-            let (session, _) = RdpSession::connect(
-                connection,
-                RdpTarget {
-                    host: "rdp2".into(),
-                    port: XRDP_PORT,
-                },
-                &RdpCredentials {
-                    user: SSH_USER.into(),
-                    password: Some(Secret::new(SSH_USER_PASSWORD.into())),
-                    domain: None,
-                },
-                &RdpOptions::default(),
-                &CertStore::new(home.join("rdp_certificates")),
-                Arc::new(FixedAnswers {
-                    accept_new: true,
-                    ..FixedAnswers::default()
-                }),
-            )
-            .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "RDP session to xrdp: {e}\n{}",
-                    std::fs::read_to_string(logs.join("xrdp.log")).unwrap_or_default()
-                )
-            });
+            let target = RdpTarget {
+                host: "rdp2".into(),
+                port: XRDP_PORT,
+            };
+            let credentials = RdpCredentials {
+                user: SSH_USER.into(),
+                password: Some(Secret::new(SSH_USER_PASSWORD.into())),
+                domain: None,
+            };
+            let options = RdpOptions::default();
+            let (session, _) =
+                connect_through_gateway(&client, &home, target, &credentials, &options, true)
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!(
+                            "RDP session to xrdp: {e}\n{}",
+                            std::fs::read_to_string(logs.join("xrdp.log")).unwrap_or_default()
+                        )
+                    });
             let mut canvas = Canvas::default();
-            let deadline = Instant::now() + Duration::from_secs(45);
-            loop {
-                while let Some(update) = session.take_update() {
-                    canvas.apply(&update).unwrap();
-                }
-                let p = canvas.pixel(900, 700);
-                if p.is_some_and(|p| {
-                    p[0].abs_diff(0x2e) < 8 && p[1].abs_diff(0x8b) < 8 && p[2].abs_diff(0x57) < 8
-                }) {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "the xrdp session desktop never showed (pixel {p:?}); ended: {:?}\n{}\n{}",
-                    session.ended(),
-                    std::fs::read_to_string(logs.join("xrdp.log")).unwrap_or_default(),
-                    std::fs::read_to_string(logs.join("sesman.log")).unwrap_or_default()
-                );
-                let _ = tokio::time::timeout(Duration::from_millis(200), session.changed()).await;
-            }
+            let desktop = "the xrdp session's desktop";
+            watch_until(
+                &session,
+                &mut canvas,
+                desktop,
+                Duration::from_secs(45),
+                |c| close_to(c.pixel(900, 700), [0x2e, 0x8b, 0x57]),
+            )
+            .await;
             // Keys reach a terminal on the session's own X display.
             let display = std::fs::read_to_string(xauthority.join("display"))
                 .expect("the session wrote its display")
@@ -538,17 +463,15 @@ mod xrdp {
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("xterm");
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                while let Some(update) = session.take_update() {
-                    canvas.apply(&update).unwrap();
-                }
-                if canvas.pixel(150, 130).is_some_and(|p| p[..3] == [0, 0, 0]) {
-                    break;
-                }
-                assert!(Instant::now() < deadline, "the terminal never showed");
-                let _ = tokio::time::timeout(Duration::from_millis(200), session.changed()).await;
-            }
+            let terminal_shows = "the terminal";
+            watch_until(
+                &session,
+                &mut canvas,
+                terminal_shows,
+                Duration::from_secs(30),
+                |c| c.pixel(150, 130).is_some_and(|p| p[..3] == [0, 0, 0]),
+            )
+            .await;
             let mut keys = vec![RdpInput::MouseMove { x: 180, y: 140 }];
             for code in ["KeyX", "KeyR", "KeyD", "KeyP", "Minus", "KeyO", "KeyK"] {
                 for down in [true, false] {

@@ -2,8 +2,19 @@
 //! FreeRDP's shadow server on an Xvfb display of its own, with NLA against a SAM
 //! file, catalogued at the gateway as `rdp1` and granted to alice (tag `lab`).
 
+use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use portcullis_client::Client;
+use portcullis_client::dial::{Dialer, Route};
+use portcullis_client::rdp::certs::CertStore;
+use portcullis_client::rdp::frame::Canvas;
+use portcullis_client::rdp::{
+    CertTrustedBy, RdpCredentials, RdpError, RdpOptions, RdpSession, RdpTarget,
+};
+use portcullis_client::ssh::{FixedAnswers, HostKeyTrust};
 
 use crate::{Lab, VNET_IP, in_netns, require_tool};
 
@@ -89,24 +100,7 @@ pub fn start_shadow_server_sized(lab: &mut Lab, geometry: &str) -> String {
             std::fs::read_to_string(&log_path).unwrap_or_default()
         );
     }
-    let port = RDP_PORT.to_string();
-    let added = lab.gw(
-        &[
-            "host",
-            "add",
-            "rdp1",
-            "--address",
-            VNET_IP,
-            "--port",
-            &port,
-            "--protocol",
-            "rdp",
-            "--tag",
-            "lab",
-        ],
-        None,
-    );
-    assert!(added.status.success(), "host add rdp1 failed");
+    catalog(lab, "rdp1", RDP_PORT);
     display
 }
 
@@ -231,12 +225,19 @@ pub fn start_xrdp(lab: &mut Lab) -> std::path::PathBuf {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let port = XRDP_PORT.to_string();
+    catalog(lab, "rdp2", XRDP_PORT);
+    dir
+}
+
+/// Catalogues an RDP server of the private namespace at the gateway (tag `lab`,
+/// which alice is granted).
+fn catalog(lab: &Lab, name: &str, port: u16) {
+    let port = port.to_string();
     let added = lab.gw(
         &[
             "host",
             "add",
-            "rdp2",
+            name,
             "--address",
             VNET_IP,
             "--port",
@@ -248,6 +249,89 @@ pub fn start_xrdp(lab: &mut Lab) -> std::path::PathBuf {
         ],
         None,
     );
-    assert!(added.status.success(), "host add rdp2 failed");
-    dir
+    assert!(added.status.success(), "host add {name} failed");
+}
+
+/// Paints the whole X display `display` one colour (its root window).
+pub fn set_root(display: &str, rgb: [u8; 3]) {
+    let colour = format!("#{:02x}{:02x}{:02x}", rgb[0], rgb[1], rgb[2]);
+    let out = Command::new("xsetroot")
+        .args(["-solid", &colour])
+        .env("DISPLAY", display)
+        .output()
+        .expect("xsetroot");
+    assert!(
+        out.status.success(),
+        "xsetroot: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Whether a canvas pixel shows `rgb`, give or take a little (codecs round).
+pub fn close_to(pixel: Option<[u8; 4]>, rgb: [u8; 3]) -> bool {
+    pixel.is_some_and(|p| (0..3).all(|i| p[i].abs_diff(rgb[i]) <= 8))
+}
+
+/// An RDP session of the client core to `host` through the signed-in gateway of
+/// `client`, with the certificate store and known_hosts of `home`; an unknown
+/// certificate is accepted (and pinned) only if `accept_new`.
+pub async fn connect_through_gateway(
+    client: &Arc<Client>,
+    home: &Path,
+    target: RdpTarget,
+    credentials: &RdpCredentials,
+    options: &RdpOptions,
+    accept_new: bool,
+) -> Result<(RdpSession, CertTrustedBy), RdpError> {
+    let dialer = Dialer::new(
+        Some(Arc::clone(client)),
+        HostKeyTrust {
+            openssh_files: Vec::new(),
+            app_store: home.join("known_hosts"),
+        },
+        Arc::new(FixedAnswers::default()),
+    );
+    let connection = dialer
+        .dial(&Route::Gateway { gateway: None }, &target.host, target.port)
+        .await
+        .unwrap_or_else(|e| panic!("tunnel to {}: {e}", target.host));
+    RdpSession::connect(
+        connection,
+        target,
+        credentials,
+        options,
+        &CertStore::new(home.join("rdp_certificates")),
+        Arc::new(FixedAnswers {
+            accept_new,
+            ..FixedAnswers::default()
+        }),
+    )
+    .await
+}
+
+/// Applies the session's updates to `canvas` until `done` holds for it; panics
+/// when the session ends or `patience` runs out first.
+pub async fn watch_until(
+    session: &RdpSession,
+    canvas: &mut Canvas,
+    what: &str,
+    patience: Duration,
+    done: impl Fn(&Canvas) -> bool,
+) {
+    let deadline = Instant::now() + patience;
+    loop {
+        while let Some(update) = session.take_update() {
+            canvas.apply(&update).expect("well-formed update");
+        }
+        if canvas.width > 0 && done(canvas) {
+            return;
+        }
+        assert!(
+            session.ended().is_none(),
+            "session ended while waiting for {what}: {:?}",
+            session.ended()
+        );
+        assert!(Instant::now() < deadline, "no {what} within {patience:?}");
+        let _ = tokio::time::timeout(Duration::from_millis(200), session.changed()).await;
+    }
 }

@@ -13,13 +13,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use portcullis_client::Client;
-use portcullis_client::dial::{Dialer, Route};
 use portcullis_client::home::ClientHome;
-use portcullis_client::rdp::certs::CertStore;
 use portcullis_client::rdp::frame::Canvas;
-use portcullis_client::rdp::{RdpCredentials, RdpOptions, RdpSession, RdpTarget};
-use portcullis_client::ssh::{FixedAnswers, HostKeyTrust};
-use portcullis_lab::rdp::{RDP_PASSWORD, RDP_PORT, RDP_USER, start_shadow_server_sized};
+use portcullis_client::rdp::{RdpCredentials, RdpOptions, RdpTarget};
+use portcullis_lab::rdp::{
+    RDP_PASSWORD, RDP_PORT, RDP_USER, close_to, connect_through_gateway, set_root,
+    start_shadow_server_sized,
+};
 use portcullis_lab::*;
 use portcullis_proto::Secret;
 
@@ -35,19 +35,6 @@ const COLOURS: [[u8; 3]; 4] = [
     [0x10, 0xc0, 0x40],
     [0xc0, 0x20, 0x90],
 ];
-
-fn hex(rgb: [u8; 3]) -> String {
-    format!("#{:02x}{:02x}{:02x}", rgb[0], rgb[1], rgb[2])
-}
-
-fn set_root(display: &str, rgb: [u8; 3]) {
-    let out = Command::new("xsetroot")
-        .args(["-solid", &hex(rgb)])
-        .env("DISPLAY", display)
-        .output()
-        .expect("xsetroot");
-    assert!(out.status.success(), "xsetroot failed");
-}
 
 /// Changes the whole display's colour as fast as xsetroot goes, until stopped.
 fn animate(
@@ -79,10 +66,6 @@ fn cpu_seconds(pid: u32) -> f64 {
     };
     // utime and stime are fields 14 and 15 of stat, 12 and 13 after ')'.
     (ticks(11) + ticks(12)) / 100.0
-}
-
-fn close_to(pixel: Option<[u8; 4]>, rgb: [u8; 3]) -> bool {
-    pixel.is_some_and(|p| (0..3).all(|i| p[i].abs_diff(rgb[i]) <= 8))
 }
 
 struct Figures {
@@ -129,41 +112,23 @@ fn measure_ours(lab: &Lab, display: &str, remote_fx: bool) -> Figures {
     let out = lab.out.clone();
     let screen = display.to_owned();
     block_on_in(&out, move || async move {
-        let dialer = Dialer::new(
-            Some(Arc::clone(&client)),
-            HostKeyTrust {
-                openssh_files: Vec::new(),
-                app_store: home.join("known_hosts"),
-            },
-            Arc::new(FixedAnswers::default()),
-        );
-        let connection = dialer
-            .dial(&Route::Gateway { gateway: None }, "rdp1", RDP_PORT)
-            .await
-            .expect("tunnel");
-        let (session, _) = RdpSession::connect(
-            connection,
-            RdpTarget {
-                host: "rdp1".into(),
-                port: RDP_PORT,
-            },
-            &RdpCredentials {
-                user: RDP_USER.into(),
-                password: Some(Secret::new(RDP_PASSWORD.into())),
-                domain: None,
-            },
-            &RdpOptions {
-                remote_fx,
-                ..RdpOptions::default()
-            },
-            &CertStore::new(home.join("rdp_certificates")),
-            Arc::new(FixedAnswers {
-                accept_new: true,
-                ..FixedAnswers::default()
-            }),
-        )
-        .await
-        .expect("RDP session");
+        let target = RdpTarget {
+            host: "rdp1".into(),
+            port: RDP_PORT,
+        };
+        let credentials = RdpCredentials {
+            user: RDP_USER.into(),
+            password: Some(Secret::new(RDP_PASSWORD.into())),
+            domain: None,
+        };
+        let options = RdpOptions {
+            remote_fx,
+            ..RdpOptions::default()
+        };
+        let (session, _) =
+            connect_through_gateway(&client, &home, target, &credentials, &options, true)
+                .await
+                .expect("RDP session");
         let size = session.size();
         let probe = (size.0 / 2, size.1 / 2);
         let mut canvas = Canvas::default();

@@ -217,6 +217,21 @@ struct Screen {
     full: bool,
 }
 
+impl Screen {
+    /// The whole desktop as one update; the damage so far is covered by it.
+    fn take_full(&mut self) -> Vec<u8> {
+        self.full = false;
+        self.damage.take();
+        let all = Rect {
+            x: 0,
+            y: 0,
+            width: self.image.width(),
+            height: self.image.height(),
+        };
+        encode_rects(&self.image, &[all], true)
+    }
+}
+
 /// A live RDP session. Dropping it disconnects.
 pub struct RdpSession {
     commands: mpsc::Sender<Command>,
@@ -283,17 +298,8 @@ impl RdpSession {
     /// The changes since the last call, encoded (see [`frame`]); `None` when nothing changed.
     pub fn take_update(&self) -> Option<Vec<u8>> {
         let mut screen = self.screen.lock().expect("screen lock");
-        let (width, height) = (screen.image.width(), screen.image.height());
         if screen.full {
-            screen.full = false;
-            screen.damage.take();
-            let all = Rect {
-                x: 0,
-                y: 0,
-                width,
-                height,
-            };
-            return Some(encode_rects(&screen.image, &[all], true));
+            return Some(screen.take_full());
         }
         if screen.damage.is_empty() {
             return None;
@@ -304,16 +310,7 @@ impl RdpSession {
 
     /// The whole desktop as one update, for a view (re)attaching.
     pub fn full_frame(&self) -> Vec<u8> {
-        let mut screen = self.screen.lock().expect("screen lock");
-        screen.damage.take();
-        screen.full = false;
-        let all = Rect {
-            x: 0,
-            y: 0,
-            width: screen.image.width(),
-            height: screen.image.height(),
-        };
-        encode_rects(&screen.image, &[all], true)
+        self.screen.lock().expect("screen lock").take_full()
     }
 
     /// Offers `text` as this side's clipboard to the server (when the session
@@ -324,10 +321,7 @@ impl RdpSession {
                 "clipboard text longer than {MAX_CLIPBOARD_BYTES} bytes"
             )));
         }
-        self.commands
-            .send(Command::Clipboard(text))
-            .await
-            .map_err(|_| RdpError::Ended)
+        self.send(Command::Clipboard(text)).await
     }
 
     /// The text the server's clipboard last received, once (then `None` until it changes).
@@ -360,8 +354,13 @@ impl RdpSession {
                 )));
             }
         }
+        self.send(Command::Input(events)).await
+    }
+
+    /// Hands a command to the session task; an error means the session has ended.
+    async fn send(&self, command: Command) -> Result<(), RdpError> {
         self.commands
-            .send(Command::Input(events))
+            .send(command)
             .await
             .map_err(|_| RdpError::Ended)
     }
