@@ -40,6 +40,9 @@ fn main() {
             "rdp_open",
             "rdp_input",
             "rdp_refresh",
+            "rdp_resize",
+            "rdp_clipboard",
+            "rdp_sync_clipboard",
         ]));
     if let Err(e) = tauri_build::try_build(attributes.config_path("../tauri.conf.json")) {
         panic!("tauri build step: {e:#}");

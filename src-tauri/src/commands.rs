@@ -734,7 +734,7 @@ pub async fn session_close(state: State<'_, AppState>, id: u64) -> Result<(), Ui
     match (state.sessions.remove(id), state.sessions.remove_desktop(id)) {
         (Some(terminal), _) => terminal.close().await,
         (None, Some(desktop)) => {
-            desktop.close().await;
+            desktop.session.close().await;
         }
         // Still connecting: it is ended as soon as it is up.
         (None, None) => state.sessions.close_early(id),
@@ -796,6 +796,9 @@ mod tests {
                 prompt_answer,
                 crate::desktop::rdp_input,
                 crate::desktop::rdp_refresh,
+                crate::desktop::rdp_resize,
+                crate::desktop::rdp_clipboard,
+                crate::desktop::rdp_sync_clipboard,
             ])
             .build(mock_context(noop_assets()))
             .unwrap();
@@ -901,9 +904,29 @@ mod tests {
         assert_eq!(call(&h, "rdp_input", flood).unwrap_err()["code"], "invalid");
         let unknown = json!({"id": 42, "events": [{"kind": "format_disk"}]});
         assert!(call(&h, "rdp_input", unknown).is_err());
-        assert_eq!(
-            call(&h, "rdp_refresh", json!({"id": 42})).unwrap_err()["code"],
-            "no_session"
+        for (command, args) in [
+            ("rdp_refresh", json!({"id": 42})),
+            (
+                "rdp_resize",
+                json!({"id": 42, "width": 1280, "height": 720}),
+            ),
+            ("rdp_clipboard", json!({"id": 42, "share": false})),
+            ("rdp_sync_clipboard", json!({"id": 42})),
+        ] {
+            assert_eq!(
+                call(&h, command, args).unwrap_err()["code"],
+                "no_session",
+                "{command}"
+            );
+        }
+        // A size beyond any screen is refused before reaching a session.
+        assert!(
+            call(
+                &h,
+                "rdp_resize",
+                json!({"id": 42, "width": 70000, "height": 720})
+            )
+            .is_err()
         );
         let answer = json!({"id": 7, "answer": {"kind": "secret", "value": "hunter2"}});
         let refused = call(&h, "prompt_answer", answer).unwrap_err();

@@ -1,9 +1,12 @@
 //! RDP tabs: a session of the client core per tab, its state and prompts on the
 //! same event channel as a terminal's, and its pixels on a second channel as
 //! binary frame updates (see `portcullis_client::rdp::frame`), at most one per
-//! display frame.
+//! display frame. Clipboard text goes between the OS clipboard and the
+//! server's while the tab shares it; a tab that fits its desktop to the view
+//! asks the server to resize (display control), or scales when it cannot.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use portcullis_client::dial::Dialer;
@@ -28,6 +31,73 @@ pub const MAX_INPUT_EVENTS: usize = 1024;
 
 fn clamp_size(value: u16) -> u16 {
     value.clamp(portcullis_client::rdp::MIN_SIZE, 4096)
+}
+
+/// A live RDP tab: its session and what the person chose for it.
+pub struct Desktop {
+    pub session: RdpSession,
+    /// The host fixes a resolution: the desktop is scaled, never resized.
+    pub fixed_size: bool,
+    /// The host shares the clipboard (the channel was offered at connect).
+    pub clipboard_allowed: bool,
+    /// Sharing now (the toolbar pauses and resumes it).
+    sharing: AtomicBool,
+    /// A digest of the last clipboard text that crossed, either way, so the
+    /// same text is not offered back and forth (the text itself is not kept).
+    last_text: Mutex<Option<u64>>,
+}
+
+impl Desktop {
+    fn sharing(&self) -> bool {
+        self.clipboard_allowed && self.sharing.load(Ordering::Relaxed)
+    }
+
+    /// Whether `text` is new since the last crossing (and remembers it).
+    fn crossing(&self, text: &str) -> bool {
+        use std::hash::Hasher as _;
+        // Only equality matters here, not resistance to forgery.
+        let mut hasher = std::hash::DefaultHasher::new();
+        hasher.write(text.as_bytes());
+        let digest = hasher.finish();
+        let mut last = self.last_text.lock().expect("clipboard lock");
+        if *last == Some(digest) {
+            return false;
+        }
+        *last = Some(digest);
+        true
+    }
+}
+
+/// The OS clipboard (X11 here; Windows and macOS through the same crate).
+/// One handle for the process: on X11 the handle owns the selection it sets.
+static OS_CLIPBOARD: Mutex<Option<arboard::Clipboard>> = Mutex::new(None);
+
+fn with_os_clipboard<T>(
+    use_it: impl FnOnce(&mut arboard::Clipboard) -> Result<T, arboard::Error>,
+) -> Result<T, String> {
+    let mut slot = OS_CLIPBOARD.lock().expect("clipboard lock");
+    if slot.is_none() {
+        *slot = Some(arboard::Clipboard::new().map_err(|e| e.to_string())?);
+    }
+    let clipboard = slot.as_mut().expect("just set");
+    use_it(clipboard).map_err(|e| e.to_string())
+}
+
+/// The OS clipboard's text, when it holds text within the bound.
+async fn os_clipboard_text() -> Option<String> {
+    let text = tauri::async_runtime::spawn_blocking(|| with_os_clipboard(|c| c.get_text()))
+        .await
+        .ok()?
+        .ok()?;
+    (text.len() <= portcullis_client::rdp::MAX_CLIPBOARD_BYTES).then_some(text)
+}
+
+async fn set_os_clipboard(text: String) {
+    let set =
+        tauri::async_runtime::spawn_blocking(move || with_os_clipboard(|c| c.set_text(text))).await;
+    if let Ok(Err(e)) = set {
+        tracing::warn!(error = %e, "the OS clipboard refused the remote text");
+    }
 }
 
 /// Opens an RDP tab and returns its id at once. `width`×`height` is the tab's
@@ -133,10 +203,16 @@ async fn run(
         }
     };
     state.keep_saved(&saved).await;
-    let session = Arc::new(session);
-    if !state.sessions.insert_desktop(id, Arc::clone(&session)) {
+    let desktop = Arc::new(Desktop {
+        session,
+        fixed_size: plan.rdp.width.is_some() && plan.rdp.height.is_some(),
+        clipboard_allowed: plan.rdp.clipboard,
+        sharing: AtomicBool::new(plan.rdp.clipboard),
+        last_text: Mutex::new(None),
+    });
+    if !state.sessions.insert_desktop(id, Arc::clone(&desktop)) {
         // The tab was closed while this was connecting.
-        session.close().await;
+        desktop.session.close().await;
         let _ = state.inventory.record_end(history, "closed by user").await;
         return;
     }
@@ -144,12 +220,16 @@ async fn run(
         state: "connected",
         route: Some(route),
     });
-    let end = pump(&session, &frames).await;
+    let _ = channel.send(SessionEvent::DesktopReady {
+        clipboard: desktop.clipboard_allowed,
+        fixed_size: desktop.fixed_size,
+    });
+    let end = pump(&desktop, &frames).await;
     state.sessions.remove_desktop(id);
     if end == RdpEnd::Closed {
         // Closed from the tab, or the window stopped listening: either way the
         // server is told goodbye (a no-op when already done).
-        session.close().await;
+        desktop.session.close().await;
     }
     let outcome = match &end {
         RdpEnd::Closed => "closed",
@@ -162,10 +242,18 @@ async fn run(
 }
 
 /// Sends the screen's changes, at most one update per frame interval, until the
-/// session ends or the window stops listening.
-async fn pump(session: &RdpSession, frames: &Channel<InvokeResponseBody>) -> RdpEnd {
+/// session ends or the window stops listening; the server's clipboard text
+/// goes to the OS clipboard meanwhile.
+async fn pump(desktop: &Desktop, frames: &Channel<InvokeResponseBody>) -> RdpEnd {
+    let session = &desktop.session;
     let mut last = tokio::time::Instant::now() - FRAME_INTERVAL;
     loop {
+        if let Some(text) = session.take_remote_clipboard()
+            && desktop.sharing()
+            && desktop.crossing(&text)
+        {
+            set_os_clipboard(text).await;
+        }
         if let Some(end) = session.ended() {
             return end;
         }
@@ -177,6 +265,7 @@ async fn pump(session: &RdpSession, frames: &Channel<InvokeResponseBody>) -> Rdp
         }
         tokio::select! {
             () = session.changed() => {}
+            () = session.remote_clipboard_changed() => continue,
             end = session.wait_end() => return end,
         }
         // Coalesce what arrives within the rest of this frame.
@@ -197,13 +286,66 @@ pub async fn rdp_input(
             format!("at most {MAX_INPUT_EVENTS} input events at once"),
         ));
     }
-    let session = state.sessions.desktop(id)?;
-    Ok(session.input(events).await?)
+    let desktop = state.sessions.desktop(id)?;
+    Ok(desktop.session.input(events).await?)
 }
 
 /// Asks for a full frame (the view was rebuilt or lost track).
 #[tauri::command]
 pub fn rdp_refresh(state: State<'_, AppState>, id: u64) -> Result<(), UiError> {
-    state.sessions.desktop(id)?.request_full_frame();
+    state.sessions.desktop(id)?.session.request_full_frame();
     Ok(())
+}
+
+/// The tab now shows `width`×`height` desktop pixels: `true` when the server
+/// resizes the desktop to that, `false` when the view scales instead (a fixed
+/// resolution, or a server without display control).
+#[tauri::command]
+pub async fn rdp_resize(
+    state: State<'_, AppState>,
+    id: u64,
+    width: u16,
+    height: u16,
+) -> Result<bool, UiError> {
+    let desktop = state.sessions.desktop(id)?;
+    if desktop.fixed_size {
+        return Ok(false);
+    }
+    Ok(desktop
+        .session
+        .resize(clamp_size(width), clamp_size(height))
+        .await?)
+}
+
+/// Pauses or resumes clipboard sharing for the tab; returns whether it shares.
+#[tauri::command]
+pub fn rdp_clipboard(state: State<'_, AppState>, id: u64, share: bool) -> Result<bool, UiError> {
+    let desktop = state.sessions.desktop(id)?;
+    if share && !desktop.clipboard_allowed {
+        return Err(UiError::new(
+            "clipboard_off",
+            "This host does not share the clipboard: turn it on in the host's settings and reconnect",
+        ));
+    }
+    desktop.sharing.store(share, Ordering::Relaxed);
+    Ok(desktop.sharing())
+}
+
+/// Offers the OS clipboard's text to the server when it changed since the
+/// last crossing (the view calls this when it gains focus: the person copied
+/// something elsewhere and comes to paste it). Returns whether text was offered.
+#[tauri::command]
+pub async fn rdp_sync_clipboard(state: State<'_, AppState>, id: u64) -> Result<bool, UiError> {
+    let desktop = state.sessions.desktop(id)?;
+    if !desktop.sharing() {
+        return Ok(false);
+    }
+    let Some(text) = os_clipboard_text().await else {
+        return Ok(false);
+    };
+    if text.is_empty() || !desktop.crossing(&text) {
+        return Ok(false);
+    }
+    desktop.session.set_clipboard(text).await?;
+    Ok(true)
 }

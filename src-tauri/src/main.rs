@@ -61,6 +61,9 @@ fn main() {
             desktop::rdp_open,
             desktop::rdp_input,
             desktop::rdp_refresh,
+            desktop::rdp_resize,
+            desktop::rdp_clipboard,
+            desktop::rdp_sync_clipboard,
         ])
         .run(tauri::generate_context!("../tauri.conf.json"));
     if let Err(e) = result {

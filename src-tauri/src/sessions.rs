@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use portcullis_client::rdp::{RdpEnd, RdpSession};
+use portcullis_client::rdp::RdpEnd;
 use portcullis_client::secrets::SecretStore;
 use portcullis_client::ssh::{HostKeyDecision, InteractiveRequest, Prompter, UnknownHostKey};
 use portcullis_client::terminal::{SessionEnd, TerminalSession};
@@ -18,6 +18,7 @@ use portcullis_terminal::ScreenUpdate;
 use tauri::ipc::Channel;
 use tokio::sync::oneshot;
 
+use crate::desktop::Desktop;
 use crate::error::UiError;
 
 /// A person who walked away does not hold a connection attempt forever.
@@ -43,6 +44,13 @@ pub enum SessionEvent {
     },
     Ended {
         end: SessionEnd,
+    },
+    /// An RDP session is up: what its toolbar may offer.
+    DesktopReady {
+        /// The host shares the clipboard (it can be paused from the toolbar).
+        clipboard: bool,
+        /// The host fixes a resolution: the desktop is scaled, never resized.
+        fixed_size: bool,
     },
     /// An RDP session ended (its pixels travel on their own channel).
     DesktopEnded {
@@ -103,7 +111,7 @@ type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<PromptAnswer>>>>;
 pub struct Sessions {
     next: AtomicU64,
     live: Mutex<HashMap<u64, TerminalSession>>,
-    desktops: Mutex<HashMap<u64, Arc<RdpSession>>>,
+    desktops: Mutex<HashMap<u64, Arc<Desktop>>>,
     /// Tabs closed while their session was still connecting.
     closed_early: Mutex<std::collections::HashSet<u64>>,
     pending: Pending,
@@ -152,18 +160,18 @@ impl Sessions {
 
     /// As [`Sessions::insert`], for an RDP session.
     #[must_use]
-    pub fn insert_desktop(&self, id: u64, session: Arc<RdpSession>) -> bool {
+    pub fn insert_desktop(&self, id: u64, desktop: Arc<Desktop>) -> bool {
         if self.take_closed_early(id) {
             return false;
         }
         self.desktops
             .lock()
             .expect("sessions lock")
-            .insert(id, session);
+            .insert(id, desktop);
         true
     }
 
-    pub fn desktop(&self, id: u64) -> Result<Arc<RdpSession>, UiError> {
+    pub fn desktop(&self, id: u64) -> Result<Arc<Desktop>, UiError> {
         self.desktops
             .lock()
             .expect("sessions lock")
@@ -172,7 +180,7 @@ impl Sessions {
             .ok_or_else(|| UiError::new("no_session", format!("session {id} has ended")))
     }
 
-    pub fn remove_desktop(&self, id: u64) -> Option<Arc<RdpSession>> {
+    pub fn remove_desktop(&self, id: u64) -> Option<Arc<Desktop>> {
         self.desktops.lock().expect("sessions lock").remove(&id)
     }
 

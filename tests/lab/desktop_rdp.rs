@@ -1,10 +1,13 @@
 //! An RDP desktop in the real window: the help-desk path (a host the gateway
 //! grants, launched from its list) draws FreeRDP's shadow server into a canvas,
-//! takes a click and keys, and an inventory RDP host keeps its settings.
+//! takes a click and keys, and an inventory RDP host keeps its settings; xrdp's
+//! desktop follows the tab's size and shares the clipboard with the app's.
 
 use std::process::{Command, Stdio};
 
-use portcullis_lab::rdp::{RDP_PASSWORD, RDP_USER, set_root, start_shadow_server};
+use portcullis_lab::rdp::{
+    RDP_PASSWORD, RDP_USER, set_root, start_shadow_server, start_xrdp, wait_for_clipboard, xclip,
+};
 use portcullis_lab::webdriver::{ENTER, WebDriver};
 use portcullis_lab::*;
 
@@ -198,4 +201,139 @@ fn desktop_window_draws_an_rdp_host_and_sends_it_input() {
             .any(|e| e["event"] == "tunnel_open" && e["host"] == "rdp1" && e["user"] == "alice"),
         "no tunnel to rdp1 in the audit"
     );
+}
+
+/// xrdp in the window: the desktop follows the tab's size (display control),
+/// and clipboard text goes between the app's OS clipboard and the server's,
+/// until the toolbar pauses it.
+#[test]
+fn desktop_window_fits_xrdp_to_the_tab_and_shares_the_clipboard() {
+    let Some(mut lab) =
+        Lab::lab_or_skip("desktop_window_fits_xrdp_to_the_tab_and_shares_the_clipboard")
+    else {
+        return;
+    };
+    for tool in ["xclip", "xrandr"] {
+        require_tool(tool);
+    }
+    start_xrdp(&mut lab);
+    let desktop = Desktop::start(&lab, "e2e-xrdp");
+    let app = bin("portcullis-desktop");
+    let driver_address = desktop.driver.clone();
+    let artifacts = desktop.artifacts.clone();
+    let gateway_url = lab.gateway_url.clone();
+    let app_display = desktop.display.clone();
+    let session_home = lab.path("pclab-home");
+    in_netns(&lab.out.clone(), move || {
+        let driver = WebDriver::start(&driver_address, &app).expect("a WebDriver session");
+        let shot = |name: &str| driver.screenshot(&artifacts.join(format!("{name}.png")));
+        driver.wait("#search");
+        driver.click("#sign-in");
+        driver.type_into("#dialog input[name=url]", &gateway_url);
+        driver.type_into("#dialog input[name=user]", "alice");
+        driver.type_into("#dialog input[name=password]", PASSWORD);
+        driver.click("#sign-in-submit");
+        driver.wait("#dialog code.fingerprint");
+        driver.click("#sign-in-submit");
+        driver.wait(".host.gateway[data-host='rdp2']");
+        driver.type_into("#search", "rdp2");
+        driver.type_into("#search", ENTER);
+        driver.clear("#dialog input[name=answer]");
+        driver.type_into("#dialog input[name=answer]", &format!("{SSH_USER}{ENTER}"));
+        driver.wait("#dialog[open] button[data-choice=accept_and_remember]");
+        driver.click("#dialog button[data-choice=accept_and_remember]");
+        driver.wait("#dialog[open] input[name=answer]");
+        driver.type_into(
+            "#dialog input[name=answer]",
+            &format!("{SSH_USER_PASSWORD}{ENTER}"),
+        );
+        driver.wait(".tab.connected[data-title='rdp2']");
+        driver.wait_until(
+            "the xrdp desktop in the canvas",
+            &canvas_shows(20, 20, [0x2e, 0x8b, 0x57]),
+        );
+        // The session's own X display (its startup script wrote it down).
+        let display = std::fs::read_to_string(session_home.join("display"))
+            .expect("the session wrote its display")
+            .trim()
+            .to_owned();
+        let auth = session_home.join(".Xauthority");
+
+        // A smaller window: the server's desktop takes the tab's new size.
+        let before = driver
+            .script(
+                "const c = document.querySelector('.panel.active canvas.desktop-canvas'); \
+                 return c.width;",
+            )
+            .unwrap();
+        let fits = format!(
+            "const c = document.querySelector('.panel.active canvas.desktop-canvas'); \
+             const box = document.querySelector('.panel.active .desktop').getBoundingClientRect(); \
+             const w = Math.floor(box.width) - (Math.floor(box.width) % 2); \
+             return c.width !== {before} && c.width === w && c.height === Math.floor(box.height) \
+               ? [c.width, c.height] : false;"
+        );
+        driver.set_window_size(960, 640);
+        let size = driver.wait_until("the remote desktop resized to the tab", &fits);
+        let (width, height) = (size[0].as_u64().unwrap(), size[1].as_u64().unwrap());
+        driver.wait_until(
+            "the resized desktop drawn",
+            &canvas_shows(width as u32 - 10, height as u32 - 10, [0x2e, 0x8b, 0x57]),
+        );
+        let screen = Command::new("xrandr")
+            .arg("--current")
+            .env("DISPLAY", &display)
+            .env("XAUTHORITY", &auth)
+            .output()
+            .expect("xrandr");
+        let screen = String::from_utf8_lossy(&screen.stdout).to_string();
+        assert!(
+            screen.contains(&format!("current {width} x {height}")),
+            "the server's screen is not {width}x{height}: {screen}"
+        );
+        shot("19-rdp-resized-to-the-tab");
+
+        // Copied in another program of this desktop, pasted on the server:
+        // the text crosses when the person comes back to the remote desktop.
+        xclip(
+            &app_display,
+            None,
+            &["-selection", "clipboard", "-i"],
+            Some("copied beside the app ✓"),
+        );
+        driver.click("#search");
+        driver.click(".panel.active canvas.desktop-canvas");
+        wait_for_clipboard(&display, Some(&auth), "copied beside the app ✓");
+        // Copied on the server: this desktop's clipboard has it.
+        xclip(
+            &display,
+            Some(&auth),
+            &["-selection", "clipboard", "-i"],
+            Some("copied on the server ✓"),
+        );
+        wait_for_clipboard(&app_display, None, "copied on the server ✓");
+
+        // Paused from the toolbar: nothing crosses any more.
+        driver.click(".panel.active .toggle-clipboard");
+        driver.wait_until(
+            "the paused clipboard",
+            "return document.querySelector('.panel.active .toggle-clipboard').textContent === 'Clipboard: off';",
+        );
+        shot("20-rdp-clipboard-paused");
+        xclip(
+            &display,
+            Some(&auth),
+            &["-selection", "clipboard", "-i"],
+            Some("kept on the server"),
+        );
+        // The server announces its new text at once; give it time to (not) arrive.
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        let local = xclip(&app_display, None, &["-selection", "clipboard", "-o"], None);
+        assert_eq!(
+            String::from_utf8_lossy(&local.stdout),
+            "copied on the server ✓",
+            "text crossed while sharing was paused"
+        );
+        driver.quit();
+    });
 }

@@ -207,6 +207,14 @@ mod session {
                     && close_to(c.pixel(5, 5), [0x1e, 0x90, 0xff])
             })
             .await;
+            // The shadow server mirrors a display of fixed size: it opens no
+            // display-control channel, so a view scales the desktop instead.
+            // (A resize asked for in the first seconds waits for the session
+            // to settle, then is dropped.)
+            tokio::time::sleep(portcullis_client::rdp::RESIZE_SETTLE).await;
+            assert!(!session.resize(1280, 720).await.unwrap());
+            assert!(!session.can_resize());
+            assert_eq!(session.size(), (1024, 768));
             assert_eq!(canvas.pixel(512, 700).unwrap()[3], 255, "opaque pixels");
             // A change on the server display reaches the canvas as an update.
             let before = session.bytes_in();
@@ -395,7 +403,7 @@ mod xrdp {
     use portcullis_client::rdp::frame::Canvas;
     use portcullis_client::rdp::{RdpCredentials, RdpInput, RdpOptions, RdpTarget};
     use portcullis_lab::rdp::{
-        XRDP_PORT, close_to, connect_through_gateway, start_xrdp, watch_until,
+        XRDP_PORT, close_to, connect_through_gateway, start_xrdp, watch_until, xclip,
     };
     use portcullis_lab::*;
     use portcullis_proto::Secret;
@@ -514,7 +522,7 @@ mod xrdp {
             let x = |args: &'static [&'static str], stdin: Option<&'static str>| {
                 let (display, auth) = (display.clone(), auth.clone());
                 // Blocking, so off the runtime the session task runs on.
-                tokio::task::spawn_blocking(move || xclip(&display, &auth, args, stdin))
+                tokio::task::spawn_blocking(move || xclip(&display, Some(&auth), args, stdin))
             };
             x(
                 &["-selection", "clipboard", "-i"],
@@ -552,45 +560,99 @@ mod xrdp {
                 );
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
+
+            // Resize over the display-control channel: the server's X screen
+            // takes the new size, and the desktop arrives again at that size.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !session.can_resize() {
+                assert!(
+                    Instant::now() < deadline,
+                    "xrdp never opened the display-control channel"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert!(session.resize(1281, 720).await.unwrap(), "resize sent");
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                while let Some(update) = session.take_update() {
+                    canvas.apply(&update).expect("well-formed update");
+                }
+                if (canvas.width, canvas.height) == (1280, 720)
+                    && close_to(canvas.pixel(1250, 700), [0x2e, 0x8b, 0x57])
+                {
+                    break;
+                }
+                if session.ended().is_some() || Instant::now() > deadline {
+                    panic!(
+                        "no desktop at 1280x720 (canvas {}x{}, session end {:?})\n{}\n{}",
+                        canvas.width,
+                        canvas.height,
+                        session.ended(),
+                        tail(&logs.join("xrdp.log")),
+                        tail(&logs.join("sesman.log")),
+                    );
+                }
+                let _ = tokio::time::timeout(Duration::from_millis(200), session.changed()).await;
+            }
+            assert_eq!(session.size(), (1280, 720));
+            let screen = {
+                let (display, auth) = (display.clone(), auth.clone());
+                tokio::task::spawn_blocking(move || {
+                    Command::new("xrandr")
+                        .arg("--current")
+                        .env("DISPLAY", &display)
+                        .env("XAUTHORITY", &auth)
+                        .output()
+                        .expect("xrandr")
+                })
+                .await
+                .unwrap()
+            };
+            let screen = String::from_utf8_lossy(&screen.stdout).to_string();
+            assert!(
+                screen.contains("current 1280 x 720"),
+                "the server's X screen was not resized: {screen}"
+            );
+            // Input still lands after the reactivation.
+            session
+                .input(vec![RdpInput::MouseMove { x: 1200, y: 600 }])
+                .await
+                .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let (display, auth) = (display.clone(), auth.clone());
+                let at = tokio::task::spawn_blocking(move || {
+                    Command::new("xdotool")
+                        .arg("getmouselocation")
+                        .env("DISPLAY", &display)
+                        .env("XAUTHORITY", &auth)
+                        .output()
+                        .expect("xdotool")
+                })
+                .await
+                .unwrap();
+                let at = String::from_utf8_lossy(&at.stdout).to_string();
+                if at.starts_with("x:1200 y:600 ") {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the pointer did not move after the resize: {at}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             session.close().await;
         });
     }
 
-    /// `xclip` on the session's display, given `stdin` (a copy) or reading (a
-    /// paste, at most 5 s).
-    fn xclip(
-        display: &str,
-        auth: &std::path::Path,
-        args: &[&str],
-        stdin: Option<&str>,
-    ) -> std::process::Output {
-        let mut command = Command::new("timeout");
-        command
-            .arg("5")
-            .arg("xclip")
-            .args(args)
-            .env("DISPLAY", display)
-            .env("XAUTHORITY", auth)
-            .stdin(Stdio::piped())
-            // `xclip -i` stays behind to serve the selection: it must not hold
-            // our end of a pipe.
-            .stdout(if stdin.is_some() {
-                Stdio::null()
-            } else {
-                Stdio::piped()
-            })
-            .stderr(Stdio::null());
-        let mut child = command.spawn().expect("xclip");
-        if let Some(text) = stdin {
-            use std::io::Write as _;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(text.as_bytes())
-                .unwrap();
-        }
-        drop(child.stdin.take());
-        child.wait_with_output().expect("xclip")
+    /// The last lines of a server log, for a failure message.
+    fn tail(path: &std::path::Path) -> String {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        format!(
+            "--- {}:\n{}",
+            path.display(),
+            lines[lines.len().saturating_sub(40)..].join("\n")
+        )
     }
 }

@@ -944,6 +944,8 @@ pub struct Desktop {
     pub home: PathBuf,
     pub user_home: PathBuf,
     pub artifacts: PathBuf,
+    /// The X display the window is on (its clipboard is the app's OS clipboard).
+    pub display: String,
     namespace: String,
     log: PathBuf,
     xvfb: Child,
@@ -1026,6 +1028,7 @@ impl Desktop {
             .env_remove("SSH_AUTH_SOCK")
             .env("DBUS_SESSION_BUS_ADDRESS", bus.unwrap_or("disabled:"))
             .env("NO_AT_BRIDGE", "1")
+            .env("PORTCULLIS_LOG", "warn,portcullis_client=info")
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
@@ -1035,6 +1038,7 @@ impl Desktop {
             home,
             user_home,
             artifacts: e2e_artifacts(),
+            display: display.clone(),
             namespace: lab.out.clone(),
             log: log_path,
             xvfb,

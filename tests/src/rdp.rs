@@ -3,7 +3,7 @@
 //! file, catalogued at the gateway as `rdp1` and granted to alice (tag `lab`).
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -333,5 +333,63 @@ pub async fn watch_until(
         );
         assert!(Instant::now() < deadline, "no {what} within {patience:?}");
         let _ = tokio::time::timeout(Duration::from_millis(200), session.changed()).await;
+    }
+}
+
+/// `xclip` on X display `display` (with `auth` as its XAUTHORITY, when it has
+/// one), given `stdin` (a copy: xclip stays behind to serve it) or reading (a
+/// paste, at most 5 s).
+pub fn xclip(
+    display: &str,
+    auth: Option<&Path>,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> std::process::Output {
+    let mut command = Command::new("timeout");
+    command
+        .arg("5")
+        .arg("xclip")
+        .args(args)
+        .env("DISPLAY", display)
+        .stdin(Stdio::piped())
+        // `xclip -i` stays behind to serve the selection: it must not hold
+        // our end of a pipe.
+        .stdout(if stdin.is_some() {
+            Stdio::null()
+        } else {
+            Stdio::piped()
+        })
+        .stderr(Stdio::null());
+    if let Some(auth) = auth {
+        command.env("XAUTHORITY", auth);
+    }
+    let mut child = command.spawn().expect("xclip");
+    if let Some(text) = stdin {
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(text.as_bytes())
+            .expect("xclip input");
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().expect("xclip")
+}
+
+/// Waits (30 s at most) until the CLIPBOARD selection of `display` holds `text`.
+pub fn wait_for_clipboard(display: &str, auth: Option<&Path>, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let pasted = xclip(display, auth, &["-selection", "clipboard", "-o"], None);
+        let now = String::from_utf8_lossy(&pasted.stdout).to_string();
+        if now == text {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the clipboard of {display} never held {text:?} (it holds {now:?})"
+        );
+        std::thread::sleep(Duration::from_millis(250));
     }
 }

@@ -176,6 +176,16 @@ impl WebDriver {
         )
     }
 
+    /// Resizes the window (its outer size, in CSS pixels).
+    pub fn set_window_size(&self, width: u32, height: u32) {
+        self.call(
+            "POST",
+            "/window/rect",
+            Some(serde_json::json!({ "width": width, "height": height })),
+        )
+        .expect("resize the window");
+    }
+
     /// The first element matching `css`, or an error.
     pub fn find(&self, css: &str) -> anyhow::Result<String> {
         let value = self.call(

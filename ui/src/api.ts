@@ -188,6 +188,7 @@ export type SessionEvent =
   | { kind: "prompt"; prompt: Prompt }
   | { kind: "failed"; error: UiError }
   | { kind: "ended"; end: SessionEnd }
+  | { kind: "desktop_ready"; clipboard: boolean; fixed_size: boolean }
   | { kind: "desktop_ended"; end: RdpEnd };
 
 export type Key =
@@ -281,5 +282,9 @@ export const api = {
   },
   rdpInput: (id: number, events: RdpInput[]) => invoke<null>("rdp_input", { id, events }),
   rdpRefresh: (id: number) => invoke<null>("rdp_refresh", { id }),
+  /** `true`: the server resizes its desktop; `false`: the view scales. */
+  rdpResize: (id: number, width: number, height: number) => invoke<boolean>("rdp_resize", { id, width, height }),
+  rdpClipboard: (id: number, share: boolean) => invoke<boolean>("rdp_clipboard", { id, share }),
+  rdpSyncClipboard: (id: number) => invoke<boolean>("rdp_sync_clipboard", { id }),
   promptAnswer: (id: number, answer: PromptAnswer) => invoke<null>("prompt_answer", { id, answer }),
 };

@@ -24,6 +24,9 @@ import { keyFromEvent, type KeyPress } from "./keys";
 import { allTags, filter, pieces, withTags, type Ranges } from "./search";
 import { scrollToShow, TerminalView } from "./screen";
 
+/** How long a tab keeps its size before the remote desktop is resized to it. */
+const RESIZE_SETTLE_MS = 400;
+
 interface BaseTab {
   key: number;
   title: string;
@@ -49,6 +52,13 @@ interface TermTab extends BaseTab {
 interface DesktopTab extends BaseTab {
   kind: "rdp";
   desktop: DesktopView;
+  /** The host shares the clipboard; `sharing`: not paused from the toolbar. */
+  clipboard: boolean;
+  sharing: boolean;
+  /** The host fixes a resolution: never asks the server to resize. */
+  fixedSize: boolean;
+  /** Pending request to fit the server's desktop to the tab. */
+  resizeTimer: number | undefined;
 }
 
 type Tab = TermTab | DesktopTab;
@@ -502,7 +512,18 @@ export class App {
       desktop: new DesktopView((events) => {
         if (tab.sessionId !== null) void api.rdpInput(tab.sessionId, events).catch(() => undefined);
       }),
+      clipboard: false,
+      sharing: false,
+      fixedSize: true,
+      resizeTimer: undefined,
     };
+    // Coming back to the desktop (after copying elsewhere): offer the OS
+    // clipboard's text to the server, so a paste there has it.
+    tab.desktop.canvas.addEventListener("focus", () => {
+      if (tab.sessionId !== null && tab.state === "connected" && tab.sharing) {
+        void api.rdpSyncClipboard(tab.sessionId).catch(() => undefined);
+      }
+    });
     panel.append(status, tab.desktop.element);
     this.tabs.push(tab);
     this.panels.append(panel);
@@ -610,6 +631,19 @@ export class App {
         break;
       case "ended":
         this.closed(tab, describeEnd(event.end));
+        break;
+      case "desktop_ready":
+        if (tab.kind === "rdp") {
+          tab.clipboard = event.clipboard;
+          tab.sharing = event.clipboard;
+          tab.fixedSize = event.fixed_size;
+          this.renderTabs();
+          // The tab may have changed size while connecting.
+          this.fitDesktop(tab);
+          if (this.active === tab && tab.sharing && tab.sessionId !== null) {
+            void api.rdpSyncClipboard(tab.sessionId).catch(() => undefined);
+          }
+        }
         break;
       case "desktop_ended":
         this.closed(tab, describeDesktopEnd(event.end));
@@ -786,11 +820,28 @@ export class App {
     };
   }
 
+  /**
+   * In fit mode, asks the server for a desktop the size of the tab once the
+   * tab stops changing size; a server that cannot resize (or a fixed
+   * resolution) leaves the view scaling the desktop instead.
+   */
+  private fitDesktop(tab: DesktopTab): void {
+    if (tab.fixedSize || !tab.desktop.fit || tab.state !== "connected") return;
+    window.clearTimeout(tab.resizeTimer);
+    tab.resizeTimer = window.setTimeout(() => {
+      const { width, height } = tab.desktop.available();
+      if (tab.sessionId === null || width < 200 || height < 200) return;
+      if (Math.abs(width - tab.desktop.width) <= 1 && height === tab.desktop.height) return;
+      void api.rdpResize(tab.sessionId, width, height).catch(() => undefined);
+    }, RESIZE_SETTLE_MS);
+  }
+
   private fitActive(): void {
     const tab = this.active;
     if (!tab || tab.sessionId === null) return;
     if (tab.kind === "rdp") {
       tab.desktop.layout();
+      this.fitDesktop(tab);
       return;
     }
     const { cols, rows } = this.measure(tab);
@@ -870,9 +921,32 @@ export class App {
         scale.addEventListener("click", () => {
           desktop.setFit(!desktop.fit);
           this.renderTabs();
+          this.fitDesktop(tab);
           desktop.canvas.focus();
         });
-        tab.status.append(cad, scale);
+        const clip = h(
+          "button",
+          {
+            type: "button",
+            class: "toggle-clipboard",
+            "aria-pressed": String(tab.sharing),
+            title: tab.clipboard ? "Share clipboard text with the remote desktop, or pause sharing" : "This host does not share the clipboard (see its settings)",
+          },
+          tab.sharing ? "Clipboard: shared" : "Clipboard: off",
+        );
+        clip.toggleAttribute("disabled", !tab.clipboard);
+        clip.addEventListener("click", () => {
+          if (tab.sessionId === null) return;
+          api
+            .rdpClipboard(tab.sessionId, !tab.sharing)
+            .then((sharing) => {
+              tab.sharing = sharing;
+              this.renderTabs();
+              desktop.canvas.focus();
+            })
+            .catch((e: unknown) => this.say(asUiError(e).message));
+        });
+        tab.status.append(cad, scale, clip);
       }
       if (tab.state === "closed") {
         const again = h("button", { type: "button", class: "reconnect" }, "Reconnect");
@@ -1212,6 +1286,8 @@ export class App {
     }
     resolution.value = current;
     const domain = h("input", { name: "domain", value: draft.rdp.domain, placeholder: "optional, or DOMAIN\\user as the user" });
+    const shareClipboard = h("input", { name: "clipboard", type: "checkbox" });
+    shareClipboard.checked = draft.rdp.clipboard;
     const method = h(
       "select",
       { name: "auth" },
@@ -1224,7 +1300,13 @@ export class App {
     const keyFile = h("input", { name: "key_file", value: keyPath(draft), placeholder: "~/.ssh/id_ed25519" });
     const showKeyFile = () => keyFile.closest("label")?.classList.toggle("hidden", method.value !== "key_file");
     method.addEventListener("change", showKeyFile);
-    const rdpRow = h("div", { class: "row rdp-only" }, field("Resolution", "resolution", resolution), field("Domain", "domain", domain));
+    const rdpRow = h(
+      "div",
+      { class: "row rdp-only" },
+      field("Resolution", "resolution", resolution),
+      field("Domain", "domain", domain),
+      h("label", { class: "check" }, shareClipboard, "Share clipboard"),
+    );
     const showProtocol = () => {
       const rdp = protocol.value === "rdp";
       rdpRow.classList.toggle("hidden", !rdp);
@@ -1313,7 +1395,7 @@ export class App {
         tags: tags.value.split(",").map((s) => s.trim()).filter((s) => s),
         notes: notes.value,
         favourite: favourite.checked,
-        rdp: { width: width ?? null, height: height ?? null, clipboard: draft.rdp.clipboard, domain: domain.value },
+        rdp: { width: width ?? null, height: height ?? null, clipboard: shareClipboard.checked, domain: domain.value },
       };
     };
     const save = h("button", { type: "button", class: "primary", id: "host-save" }, "Save");

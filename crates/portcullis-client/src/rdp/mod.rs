@@ -18,7 +18,13 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ironrdp_connector::connection_activation::{
+    ConnectionActivationFactory, ConnectionActivationState,
+};
 use ironrdp_connector::{ClientConnector, ConnectorErrorKind, Credentials, DesktopSize};
+use ironrdp_displaycontrol::client::DisplayControlClient;
+use ironrdp_displaycontrol::pdu::MonitorLayoutEntry;
+use ironrdp_dvc::DrdynvcClient;
 use ironrdp_input::{Database, MouseButton, MousePosition, Operation, Scancode, WheelRotations};
 use ironrdp_pdu::rdp::capability_sets::MajorPlatformType;
 use ironrdp_pdu::rdp::client_info::{PerformanceFlags, TimezoneInfo};
@@ -27,7 +33,7 @@ use ironrdp_session::{ActiveStage, ActiveStageOutput};
 use ironrdp_tokio::{FramedWrite as _, TokioFramed};
 use portcullis_proto::{CertFingerprint, Secret};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use crate::ssh::{HostKeyDecision, Prompter, UnknownHostKey};
 use certs::{CertStore, CertVerdict};
@@ -207,8 +213,21 @@ pub const MAX_TEXT_INPUT: usize = 4096;
 enum Command {
     Input(Vec<RdpInput>),
     Clipboard(String),
+    Resize {
+        width: u16,
+        height: u16,
+        sent: oneshot::Sender<bool>,
+    },
     Close,
 }
+
+/// Resizes asked for sooner than this after the logon wait until then: xrdp
+/// 0.9 drops the connection when resized while its session is still starting.
+pub const RESIZE_SETTLE: Duration = Duration::from_secs(3);
+
+/// Longest wait for the server to finish a deactivation-reactivation (a
+/// resize or a reconnection of the desktop) once it started one.
+const REACTIVATION_TIMEOUT: Duration = Duration::from_secs(30);
 
 struct Screen {
     image: DecodedImage,
@@ -238,8 +257,7 @@ pub struct RdpSession {
     screen: Arc<Mutex<Screen>>,
     changed: Arc<Notify>,
     end: watch::Receiver<Option<RdpEnd>>,
-    width: u16,
-    height: u16,
+    can_resize: Arc<std::sync::atomic::AtomicBool>,
     certificate: CertFingerprint,
     bytes_in: Arc<std::sync::atomic::AtomicU64>,
     decode_nanos: Arc<std::sync::atomic::AtomicU64>,
@@ -272,8 +290,33 @@ impl RdpSession {
         connect_inner(io, target, credentials, options, store, prompter).await
     }
 
+    /// The desktop's size now (it changes when the server resizes it).
     pub fn size(&self) -> (u16, u16) {
-        (self.width, self.height)
+        let screen = self.screen.lock().expect("screen lock");
+        (screen.image.width(), screen.image.height())
+    }
+
+    /// Whether the server resizes the desktop on request (it opened the
+    /// display-control channel). Without it a view scales the desktop to fit.
+    pub fn can_resize(&self) -> bool {
+        self.can_resize.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Asks the server for a desktop of `width`×`height` (the width is made
+    /// even, both kept within 200..=8192, as the display-control channel
+    /// requires). `Ok(false)`: the server offers no resizing (yet); the view
+    /// scales instead. The new desktop arrives as a full frame of the new size.
+    /// In the session's first seconds the request waits until it has settled
+    /// (and answers `Ok(true)`; it is dropped then if the server cannot resize).
+    pub async fn resize(&self, width: u16, height: u16) -> Result<bool, RdpError> {
+        let (sent, reply) = oneshot::channel();
+        self.send(Command::Resize {
+            width,
+            height,
+            sent,
+        })
+        .await?;
+        reply.await.map_err(|_| RdpError::Ended)
     }
 
     pub fn certificate(&self) -> CertFingerprint {
@@ -477,7 +520,9 @@ fn config(credentials: &RdpCredentials, options: &RdpOptions) -> ironrdp_connect
         enable_standard_rdp_security: false,
         credentials: logon(credentials, None),
         domain,
-        client_build: 0,
+        // A build number of a current client, as FreeRDP sends: servers take
+        // an old one (xrdp: ≤ 419) for a client that cannot resize.
+        client_build: 18363,
         client_name: "portcullis".to_owned(),
         keyboard_type: ironrdp_pdu::gcc::KeyboardType::IBM_ENHANCED,
         keyboard_subtype: 0,
@@ -564,6 +609,11 @@ where
     let mut framed = TokioFramed::new(io);
     let client_addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
     let mut connector = ClientConnector::new(config(credentials, options), client_addr);
+    // Dynamic channels carry display control (resizing the desktop to the
+    // view); the server opens it only when it can resize.
+    connector.attach_static_channel(
+        DrdynvcClient::new().with_dynamic_channel(DisplayControlClient::new(|_| Ok(Vec::new()))),
+    );
     let clipboard = options.clipboard.then(|| {
         let backend = clipboard::Backend::default();
         let events = Arc::clone(&backend.events);
@@ -670,6 +720,8 @@ where
 
     let width = result.desktop_size.width;
     let height = result.desktop_size.height;
+    let activation = result.activation_factory.clone();
+    tracing::info!(width, height, "RDP session up");
     let image = DecodedImage::new(
         ironrdp_graphics::image_processing::PixelFormat::RgbA32,
         width,
@@ -699,7 +751,11 @@ where
     let decode_nanos = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let remote_clipboard: Arc<Mutex<Option<String>>> = Arc::default();
     let clipboard_changed = Arc::new(Notify::new());
+    let can_resize = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let task = SessionTask {
+        activation,
+        can_resize: Arc::clone(&can_resize),
+        pending_resize: None,
         clipboard,
         local_clipboard: None,
         remote_clipboard: Arc::clone(&remote_clipboard),
@@ -726,8 +782,7 @@ where
             screen,
             changed,
             end,
-            width,
-            height,
+            can_resize,
             certificate: fingerprint,
             bytes_in,
             decode_nanos,
@@ -916,6 +971,11 @@ type Upgraded<S> = TokioFramed<ironrdp_tls::TlsStream<S>>;
 struct SessionTask<S> {
     framed: Upgraded<S>,
     stage: ActiveStage,
+    /// Runs a deactivation-reactivation when the server starts one.
+    activation: ConnectionActivationFactory,
+    can_resize: Arc<std::sync::atomic::AtomicBool>,
+    /// The latest resize asked for before [`RESIZE_SETTLE`], sent then.
+    pending_resize: Option<(u16, u16)>,
     screen: Arc<Mutex<Screen>>,
     changed: Arc<Notify>,
     input: Database,
@@ -940,6 +1000,7 @@ where
     S: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static,
 {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) -> RdpEnd {
+        let settled = tokio::time::Instant::now() + RESIZE_SETTLE;
         let end = loop {
             let step = tokio::select! {
                 pdu = self.framed.read_pdu() => match pdu {
@@ -954,11 +1015,27 @@ where
                     }
                     Err(e) => Step::End(RdpEnd::ConnectionLost(e.to_string())),
                 },
+                () = tokio::time::sleep_until(settled), if self.pending_resize.is_some() => {
+                    let (width, height) = self.pending_resize.take().expect("pending");
+                    self.resize(width, height).await.0
+                }
                 command = commands.recv() => match command {
                     Some(Command::Input(events)) => self.send_input(&events).await,
                     Some(Command::Clipboard(text)) => {
                         self.local_clipboard = Some(text);
                         self.announce_clipboard().await
+                    }
+                    Some(Command::Resize { width, height, sent }) => {
+                        if tokio::time::Instant::now() < settled {
+                            // Sent once the session has settled (the latest size wins).
+                            self.pending_resize = Some((width, height));
+                            let _ = sent.send(true);
+                            Step::Continue
+                        } else {
+                            let (step, done) = self.resize(width, height).await;
+                            let _ = sent.send(done);
+                            step
+                        }
                     }
                     Some(Command::Close) | None => {
                         self.shutdown().await;
@@ -1000,7 +1077,164 @@ where
                 }
             }
         };
-        self.outputs(outputs).await
+        let step = self.outputs(outputs).await;
+        if let Some(ready) = self.stage.display_control_ready() {
+            self.can_resize
+                .store(ready, std::sync::atomic::Ordering::Relaxed);
+        }
+        step
+    }
+
+    /// Sends a display-control resize; `false` when the server offers none.
+    async fn resize(&mut self, width: u16, height: u16) -> (Step, bool) {
+        let (width, height) =
+            MonitorLayoutEntry::adjust_display_size(u32::from(width), u32::from(height));
+        {
+            let screen = self.screen.lock().expect("screen lock");
+            if (
+                u32::from(screen.image.width()),
+                u32::from(screen.image.height()),
+            ) == (width, height)
+            {
+                return (Step::Continue, true);
+            }
+        }
+        let frame = match self.stage.encode_resize(width, height, None, None) {
+            None => return (Step::Continue, false),
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "resize not encodable");
+                return (Step::Continue, false);
+            }
+            Some(Ok(frame)) => frame,
+        };
+        tracing::info!(width, height, "display-control resize requested");
+        match self.framed.write_all(&frame).await {
+            Ok(()) => (Step::Continue, true),
+            Err(e) => (Step::End(RdpEnd::ConnectionLost(e.to_string())), false),
+        }
+    }
+
+    /// A virtual channel's message that arrived during a reactivation: only
+    /// its replies are sent (there is no desktop to draw on meanwhile).
+    async fn channel_pdu(&mut self, action: ironrdp_pdu::Action, payload: &[u8]) -> Step {
+        let processed = {
+            let mut screen = self.screen.lock().expect("screen lock");
+            self.stage.process(&mut screen.image, action, payload, None)
+        };
+        match processed {
+            Ok(outputs) => {
+                for output in outputs {
+                    if let ActiveStageOutput::ResponseFrame(frame) = output
+                        && !frame.is_empty()
+                        && let Err(e) = self.framed.write_all(&frame).await
+                    {
+                        return Step::End(RdpEnd::ConnectionLost(e.to_string()));
+                    }
+                }
+                self.clipboard_events().await
+            }
+            Err(e) => {
+                tracing::warn!(error = %cause_chain(&e), "channel message during reactivation dropped");
+                Step::Continue
+            }
+        }
+    }
+
+    /// The deactivation-reactivation sequence (the server resized the desktop,
+    /// or reconnected it): capabilities again, then a new framebuffer.
+    async fn reactivate(&mut self) -> Step {
+        let mut sequence = self.activation.create();
+        let mut buf = ironrdp_core::WriteBuf::new();
+        let io_channel = self.activation.io_channel_id();
+        let deadline = tokio::time::Instant::now() + REACTIVATION_TIMEOUT;
+        loop {
+            buf.clear();
+            let written = if ironrdp_connector::Sequence::next_pdu_hint(&sequence).is_none() {
+                ironrdp_connector::Sequence::step_no_input(&mut sequence, &mut buf)
+            } else {
+                let pdu = match tokio::time::timeout_at(deadline, self.framed.read_pdu()).await {
+                    Err(_) => {
+                        return Step::End(RdpEnd::ConnectionLost(format!(
+                            "the server did not finish restarting the display in {} s",
+                            REACTIVATION_TIMEOUT.as_secs()
+                        )));
+                    }
+                    Ok(Err(e)) => return Step::End(RdpEnd::ConnectionLost(e.to_string())),
+                    Ok(Ok(pdu)) => pdu,
+                };
+                let (action, payload) = pdu;
+                self.bytes_in
+                    .fetch_add(payload.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                if action == ironrdp_pdu::Action::FastPath {
+                    // Drawing for the desktop being replaced.
+                    continue;
+                }
+                let channel = ironrdp_pdu::mcs::decode_send_data_indication(&payload)
+                    .map(|data| data.channel_id)
+                    .ok();
+                if channel.is_some_and(|id| id != io_channel) {
+                    // A virtual channel (clipboard, dynamic channels) carries on
+                    // meanwhile, handled as in the session.
+                    if let Step::End(why) = self.channel_pdu(action, &payload).await {
+                        return Step::End(why);
+                    }
+                    continue;
+                }
+                ironrdp_connector::Sequence::step(&mut sequence, &payload, None, &mut buf)
+            };
+            let written = match written {
+                Ok(written) => written,
+                Err(e) => {
+                    return Step::End(RdpEnd::ConnectionLost(format!(
+                        "restarting the display: {}",
+                        cause_chain(&e)
+                    )));
+                }
+            };
+            if let Some(size) = written.size()
+                && let Err(e) = self.framed.write_all(&buf.filled()[..size]).await
+            {
+                return Step::End(RdpEnd::ConnectionLost(e.to_string()));
+            }
+            if let ConnectionActivationState::Finalized {
+                desktop_size,
+                share_id,
+                static_channel_chunk_size,
+                enable_server_pointer,
+                pointer_software_rendering,
+                ..
+            } = sequence.connection_activation_state()
+            {
+                if !self.stage.reactivate(
+                    self.activation.io_channel_id(),
+                    self.activation.user_channel_id(),
+                    share_id,
+                    enable_server_pointer,
+                    pointer_software_rendering,
+                    static_channel_chunk_size,
+                ) {
+                    return Step::End(RdpEnd::ServerDisconnected(
+                        "the server restarted the display with an invalid channel setting".into(),
+                    ));
+                }
+                tracing::info!(
+                    width = desktop_size.width,
+                    height = desktop_size.height,
+                    "desktop reactivated"
+                );
+                let mut screen = self.screen.lock().expect("screen lock");
+                screen.image = DecodedImage::new(
+                    ironrdp_graphics::image_processing::PixelFormat::RgbA32,
+                    desktop_size.width,
+                    desktop_size.height,
+                );
+                screen.damage.take();
+                screen.full = true;
+                drop(screen);
+                self.changed.notify_one();
+                return Step::Continue;
+            }
+        }
     }
 
     async fn outputs(&mut self, outputs: Vec<ActiveStageOutput>) -> Step {
@@ -1026,11 +1260,9 @@ where
                     return Step::End(end_of(&reason.to_string()));
                 }
                 ActiveStageOutput::DeactivateAll => {
-                    // A reactivation (the server changed resolution, or a
-                    // reconnection) is not followed yet: say so plainly.
-                    return Step::End(RdpEnd::ServerDisconnected(
-                        "the server restarted the session's display (reactivation is not supported yet)".into(),
-                    ));
+                    if let Step::End(why) = self.reactivate().await {
+                        return Step::End(why);
+                    }
                 }
                 _ => {}
             }
