@@ -334,6 +334,38 @@ fn desktop_window_fits_xrdp_to_the_tab_and_shares_the_clipboard() {
             "copied on the server ✓",
             "text crossed while sharing was paused"
         );
+
+        // Reconnect from the toolbar: a new session in the same tab, at the
+        // tab's size (the certificate is pinned now and the tab keeps the user;
+        // the password is asked again, nothing was saved).
+        driver.click(".panel.active .reconnect-now");
+        driver.wait_until(
+            "the password question",
+            "const d = document.querySelector('#dialog[open]'); \
+             return !!d && d.textContent.includes('assword') && !!d.querySelector('input[name=answer]');",
+        );
+        driver.type_into(
+            "#dialog input[name=answer]",
+            &format!("{SSH_USER_PASSWORD}{ENTER}"),
+        );
+        driver.wait(".tab.connected[data-title='rdp2']");
+        driver.wait_until(
+            "the desktop again, at the tab's size",
+            "const c = document.querySelector('.panel.active canvas.desktop-canvas'); \
+             const box = document.querySelector('.panel.active .desktop').getBoundingClientRect(); \
+             return Math.abs(c.width - Math.floor(box.width)) <= 1 && c.height === Math.floor(box.height);",
+        );
+        driver.wait_until(
+            "the xrdp desktop after reconnecting",
+            &canvas_shows(20, 20, [0x2e, 0x8b, 0x57]),
+        );
+        assert_eq!(
+            driver
+                .script("return document.querySelectorAll('.tab').length;")
+                .unwrap(),
+            serde_json::json!(1),
+            "one tab, reconnected in place"
+        );
         driver.quit();
     });
 }

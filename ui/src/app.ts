@@ -59,6 +59,8 @@ interface DesktopTab extends BaseTab {
   fixedSize: boolean;
   /** Pending request to fit the server's desktop to the tab. */
   resizeTimer: number | undefined;
+  /** Which connection of this tab is current: a replaced one's events are ignored. */
+  generation: number;
 }
 
 type Tab = TermTab | DesktopTab;
@@ -516,6 +518,7 @@ export class App {
       sharing: false,
       fixedSize: true,
       resizeTimer: undefined,
+      generation: 0,
     };
     // Coming back to the desktop (after copying elsewhere): offer the OS
     // clipboard's text to the server, so a paste there has it.
@@ -533,13 +536,18 @@ export class App {
 
   private startDesktop(tab: DesktopTab): void {
     const { width, height } = tab.desktop.available();
+    const generation = ++tab.generation;
+    const current = () => tab.generation === generation;
     api
       .rdpOpen(
         tab.target,
         width,
         height,
-        (event) => this.onEvent(tab, event),
+        (event) => {
+          if (current()) this.onEvent(tab, event);
+        },
         (frame) => {
+          if (!current()) return;
           try {
             tab.desktop.apply(frame);
           } catch (e) {
@@ -550,9 +558,23 @@ export class App {
         },
       )
       .then((id) => {
-        tab.sessionId = id;
+        if (current()) {
+          tab.sessionId = id;
+        } else {
+          void api.sessionClose(id).catch(() => undefined);
+        }
       })
-      .catch((e: unknown) => this.closed(tab, asUiError(e).message));
+      .catch((e: unknown) => {
+        if (current()) this.closed(tab, asUiError(e).message);
+      });
+  }
+
+  /** Drops the tab's connection and opens a new one (a stuck or changed desktop). */
+  private reconnectDesktop(tab: DesktopTab): void {
+    const old = tab.sessionId;
+    tab.sessionId = null;
+    if (old !== null) void api.sessionClose(old).catch(() => undefined);
+    this.startSession(tab);
   }
 
   private openTab(title: string, target: Target): void {
@@ -946,7 +968,9 @@ export class App {
             })
             .catch((e: unknown) => this.say(asUiError(e).message));
         });
-        tab.status.append(cad, scale, clip);
+        const again = h("button", { type: "button", class: "reconnect-now", title: "Disconnect and connect again" }, "Reconnect");
+        again.addEventListener("click", () => this.reconnectDesktop(tab));
+        tab.status.append(cad, scale, clip, again);
       }
       if (tab.state === "closed") {
         const again = h("button", { type: "button", class: "reconnect" }, "Reconnect");

@@ -160,8 +160,9 @@ pub fn encode(
             };
             let at = out.len();
             out.extend_from_slice(src);
-            for alpha in out[at..].iter_mut().skip(3).step_by(4) {
-                *alpha = 0xFF;
+            // Whole pixels at a time (this loop vectorizes; a byte stride did not).
+            for pixel in out[at..].chunks_exact_mut(4) {
+                pixel[3] = 0xFF;
             }
         }
     }
