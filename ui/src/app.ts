@@ -511,9 +511,7 @@ export class App {
       reason: "",
       panel,
       status,
-      desktop: new DesktopView((events) => {
-        if (tab.sessionId !== null) void api.rdpInput(tab.sessionId, events).catch(() => undefined);
-      }),
+      desktop: new DesktopView((events) => (tab.sessionId !== null ? api.rdpInput(tab.sessionId, events) : Promise.resolve(null))),
       clipboard: false,
       sharing: false,
       fixedSize: true,

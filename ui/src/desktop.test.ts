@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 
-import { asBytes, coalesce, parseFrame, toDesktop } from "./desktop";
+import { asBytes, coalesce, InputSender, MAX_INPUT_BATCH, parseFrame, toDesktop } from "./desktop";
+import type { RdpInput } from "./api";
 
 /** A frame as the client core encodes it (rdp::frame::encode). */
 function frame(width: number, height: number, rects: [number, number, number, number, number][], full = false): Uint8Array {
@@ -78,5 +79,47 @@ describe("input", () => {
       { kind: "mouse_button", button: 0, down: true },
       { kind: "mouse_move", x: 3, y: 3 },
     ]);
+  });
+});
+
+describe("input sender", () => {
+  const key = (code: string, down: boolean): RdpInput => ({ kind: "key", code, down, text: null });
+
+  it("sends one batch at a time, in order, the next when the last returned", async () => {
+    const sent: RdpInput[][] = [];
+    const replies: (() => void)[] = [];
+    const sender = new InputSender(
+      (events) => {
+        sent.push(events);
+        return new Promise<void>((done) => replies.push(done));
+      },
+      (run) => queueMicrotask(run),
+    );
+    sender.push(key("KeyT", true), key("KeyT", false));
+    await Promise.resolve();
+    expect(sent).toHaveLength(1);
+    // Typed while the first batch is on its way: held back, not sent beside it.
+    sender.push(key("KeyY", true), key("KeyY", false));
+    sender.push(key("KeyP", true));
+    await Promise.resolve();
+    expect(sent).toHaveLength(1);
+    replies[0]?.();
+    await new Promise((r) => setTimeout(r, 0));
+    expect(sent).toHaveLength(2);
+    expect(sent.flat().map((e) => (e.kind === "key" ? `${e.code}${e.down ? "↓" : "↑"}` : e.kind))).toEqual(["KeyT↓", "KeyT↑", "KeyY↓", "KeyY↑", "KeyP↓"]);
+  });
+
+  it("keeps going after a failed call and never sends more than a batch holds", async () => {
+    const sent: RdpInput[][] = [];
+    const sender = new InputSender(
+      (events) => {
+        sent.push(events);
+        return Promise.reject(new Error("session ended"));
+      },
+      (run) => queueMicrotask(run),
+    );
+    sender.push(...Array.from({ length: MAX_INPUT_BATCH + 10 }, (_, i) => key(i % 2 ? "KeyA" : "KeyB", true)));
+    await new Promise((r) => setTimeout(r, 0));
+    expect(sent.map((b) => b.length)).toEqual([MAX_INPUT_BATCH, 10]);
   });
 });

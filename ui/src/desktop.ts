@@ -92,6 +92,52 @@ export function coalesce(events: RdpInput[]): RdpInput[] {
   return out;
 }
 
+/** Most input events in one call (the app refuses more). */
+export const MAX_INPUT_BATCH = 1024;
+
+/**
+ * Sends input in batches, at most one per display frame and one at a time: a
+ * batch leaves only once the previous call has returned, so keys arrive in the
+ * order they were pressed (concurrent calls may be handled out of order).
+ */
+export class InputSender {
+  private queue: RdpInput[] = [];
+  private scheduled = false;
+  private sending = false;
+
+  constructor(
+    private readonly send: (events: RdpInput[]) => Promise<unknown>,
+    private readonly later: (run: () => void) => void = (run) => requestAnimationFrame(() => run()),
+  ) {}
+
+  push(...events: RdpInput[]): void {
+    this.queue.push(...events);
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.sending) return;
+    this.scheduled = true;
+    this.later(() => {
+      this.scheduled = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
+    if (this.sending) return;
+    const batch = coalesce(this.queue.splice(0, MAX_INPUT_BATCH));
+    if (batch.length === 0) return;
+    this.sending = true;
+    void this.send(batch)
+      .catch(() => undefined)
+      .finally(() => {
+        this.sending = false;
+        if (this.queue.length > 0) this.schedule();
+      });
+  }
+}
+
 export class DesktopView {
   readonly element: HTMLElement;
   readonly canvas: HTMLCanvasElement;
@@ -102,10 +148,10 @@ export class DesktopView {
   fit = true;
   /** Frame updates applied, for tests and the status line. */
   frames = 0;
-  private queue: RdpInput[] = [];
-  private scheduled = false;
+  private readonly input: InputSender;
 
-  constructor(private readonly send: (events: RdpInput[]) => void) {
+  constructor(send: (events: RdpInput[]) => Promise<unknown>) {
+    this.input = new InputSender(send);
     this.canvas = h("canvas", { class: "desktop-canvas", tabindex: "0", "aria-label": "Remote desktop" });
     this.element = h("div", { class: "desktop fit" }, this.canvas);
     const context = this.canvas.getContext("2d", { alpha: false });
@@ -161,14 +207,7 @@ export class DesktopView {
   }
 
   push(...events: RdpInput[]): void {
-    this.queue.push(...events);
-    if (this.scheduled) return;
-    this.scheduled = true;
-    requestAnimationFrame(() => {
-      this.scheduled = false;
-      const batch = coalesce(this.queue.splice(0, this.queue.length));
-      if (batch.length > 0) this.send(batch);
-    });
+    this.input.push(...events);
   }
 
   private point(e: MouseEvent): { x: number; y: number } {
