@@ -9,6 +9,11 @@ pub enum AuditKind {
     TunnelDenied,
     TunnelOpen,
     TunnelClose,
+    /// An operator attached or replaced a host's secret (`reason`: kind and user).
+    SecretSet,
+    SecretRemoved,
+    /// Every secret was sealed again under a new vault key (`reason`: the key ids).
+    VaultKeyRotated,
 }
 
 impl AuditKind {
@@ -19,6 +24,9 @@ impl AuditKind {
             AuditKind::TunnelDenied => "tunnel_denied",
             AuditKind::TunnelOpen => "tunnel_open",
             AuditKind::TunnelClose => "tunnel_close",
+            AuditKind::SecretSet => "secret_set",
+            AuditKind::SecretRemoved => "secret_removed",
+            AuditKind::VaultKeyRotated => "vault_key_rotated",
         }
     }
 }

@@ -24,6 +24,19 @@ pub struct GatewayConfig {
     pub limits: Limits,
     #[serde(default)]
     pub log: LogSection,
+    #[serde(default)]
+    pub vault: VaultSection,
+}
+
+/// Where the vault's key-encryption key is: a file or an environment variable,
+/// never the database. Neither set: the vault is not in use.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VaultSection {
+    /// A file (mode 0600) holding the key as 64 hex digits.
+    pub key_file: Option<PathBuf>,
+    /// The name of an environment variable holding the key.
+    pub key_env: Option<String>,
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -199,6 +212,11 @@ impl GatewayConfig {
                 *path = base.join(&*path);
             }
         }
+        if let Some(path) = &mut self.vault.key_file
+            && path.is_relative()
+        {
+            *path = base.join(&*path);
+        }
     }
 
     fn validate(&self) -> anyhow::Result<()> {
@@ -313,6 +331,13 @@ shutdown_drain_seconds = {drain}
 format = "text"
 # A tracing filter, e.g. "info" or "portcullis_gateway=debug".
 level = "info"
+
+[vault]
+# The key that seals the secrets attached to hosts (`portcullis-gateway secret`):
+# a file of 64 hex digits, mode 0600 (`secret new-key PATH` makes one), or an
+# environment variable. Keep it out of the database's folder and its backups.
+# key_file = "/etc/portcullis/vault.key"
+# key_env = "PORTCULLIS_VAULT_KEY"
 "#,
         cert = t.certificate.display(),
         key = t.key.display(),

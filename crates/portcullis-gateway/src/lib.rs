@@ -11,3 +11,4 @@ pub mod server;
 pub mod store;
 pub mod tls;
 pub mod tunnel;
+pub mod vault;

@@ -7,9 +7,11 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
+use portcullis_gateway::audit::{AuditEvent, AuditKind};
 use portcullis_gateway::config::{GatewayConfig, LogFormat};
 use portcullis_gateway::init::{InitOptions, init};
 use portcullis_gateway::store::Store;
+use portcullis_gateway::vault::{self, Kek, SecretKind};
 use portcullis_gateway::{password, server, tls};
 use portcullis_proto::policy::GrantTarget;
 use portcullis_proto::wire::{MAX_PASSWORD_LEN, Protocol};
@@ -72,6 +74,10 @@ enum Command {
     /// Manage grants: which user may reach which hosts.
     #[command(subcommand)]
     Grant(GrantCommand),
+    /// Secrets attached to hosts (RDP passwords, SSH private keys), sealed with
+    /// the vault key named in the configuration; values are never printed.
+    #[command(subcommand)]
+    Secret(SecretCommand),
     /// Print the audit trail.
     Audit {
         /// One JSON object a line.
@@ -97,6 +103,40 @@ enum UserCommand {
     },
     Enable {
         name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretCommand {
+    /// Attach a secret to a host, read from standard input; replaces the host's
+    /// secret of the same kind and user.
+    Set {
+        host: String,
+        #[arg(long, value_enum)]
+        kind: SecretKind,
+        /// The user name the secret logs on as (default: any user of the host).
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long, required = true)]
+        stdin: bool,
+    },
+    /// Hosts, kinds, users and sealing keys of the secrets (never their values).
+    List,
+    /// Remove a host's secrets: all of them, or of one kind or user.
+    Remove {
+        host: String,
+        #[arg(long, value_enum)]
+        kind: Option<SecretKind>,
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Write a new random vault key to PATH (mode 0600; never over a file).
+    NewKey { path: PathBuf },
+    /// Seal every secret again under the key in PATH (all or nothing), then
+    /// name that key under [vault] in the configuration.
+    RotateKey {
+        #[arg(long, value_name = "PATH")]
+        new_key_file: PathBuf,
     },
 }
 
@@ -295,6 +335,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = open_store(&config).await?;
             grant_command(&store, command).await
         }
+        Command::Secret(command) => {
+            let config = load_config(cli.config)?;
+            init_logging(None);
+            secret_command(&config, command).await
+        }
         Command::Audit { json } => {
             let config = load_config(cli.config)?;
             init_logging(None);
@@ -392,6 +437,147 @@ async fn host_command(store: &Store, command: HostCommand) -> anyhow::Result<()>
         }
     }
     Ok(())
+}
+
+/// A secret from standard input: at most [`vault::MAX_SECRET_BYTES`]; a
+/// password loses its line ending.
+fn read_secret_stdin(kind: SecretKind) -> anyhow::Result<Secret<Vec<u8>>> {
+    // Zeroized however this returns.
+    let mut buffer = zeroize::Zeroizing::new(Vec::with_capacity(4096));
+    std::io::stdin()
+        .take(vault::MAX_SECRET_BYTES as u64 + 1)
+        .read_to_end(&mut buffer)
+        .context("cannot read the secret from standard input")?;
+    if buffer.len() > vault::MAX_SECRET_BYTES {
+        bail!("a secret has at most {} bytes", vault::MAX_SECRET_BYTES);
+    }
+    if kind == SecretKind::Password {
+        while matches!(buffer.last(), Some(b'\n' | b'\r')) {
+            buffer.pop();
+        }
+    }
+    let value = Secret::new(std::mem::take(&mut *buffer));
+    kind.validate(&value)?;
+    Ok(value)
+}
+
+fn validate_secret_user(user: &str) -> anyhow::Result<()> {
+    if user.len() > vault::MAX_USER_BYTES || user.chars().any(|c| c.is_control()) {
+        bail!(
+            "a user name has at most {} bytes and no control characters",
+            vault::MAX_USER_BYTES
+        );
+    }
+    Ok(())
+}
+
+async fn secret_command(config: &GatewayConfig, command: SecretCommand) -> anyhow::Result<()> {
+    if let SecretCommand::NewKey { path } = &command {
+        let kek = vault::write_new_key(path)?;
+        println!(
+            "wrote vault key {} to {}; name it in the configuration:\n[vault]\nkey_file = {:?}",
+            kek.id(),
+            path.display(),
+            path.display().to_string()
+        );
+        return Ok(());
+    }
+    let store = open_store(config).await?;
+    match command {
+        SecretCommand::NewKey { .. } => unreachable!("handled above"),
+        SecretCommand::Set {
+            host,
+            kind,
+            user,
+            stdin: _,
+        } => {
+            let host: HostName = host.parse()?;
+            let user = user.unwrap_or_default();
+            validate_secret_user(&user)?;
+            let kek = Kek::load(&config.vault)?;
+            if store.host(&host).await?.is_none() {
+                bail!("no host named {host}: add it with `portcullis-gateway host add`");
+            }
+            let value = read_secret_stdin(kind)?;
+            let sealed = kek.seal(&host, kind, &user, &value);
+            drop(value);
+            store.put_secret(&host, kind, &user, &sealed).await?;
+            let mut event = AuditEvent::new(AuditKind::SecretSet);
+            event.host = Some(host.to_string());
+            event.reason = Some(describe_secret(kind, &user));
+            store.append_audit(&event).await?;
+            println!(
+                "sealed the {} for {host} with vault key {}",
+                describe_secret(kind, &user),
+                kek.id()
+            );
+        }
+        SecretCommand::List => {
+            for secret in store.secrets().await? {
+                let user = if secret.user.is_empty() {
+                    "*"
+                } else {
+                    &secret.user
+                };
+                println!(
+                    "{}\t{}\t{user}\t{}",
+                    secret.host,
+                    secret.kind.as_str(),
+                    secret.sealed.key_id
+                );
+            }
+        }
+        SecretCommand::Remove { host, kind, user } => {
+            let host: HostName = host.parse()?;
+            let removed = store.remove_secrets(&host, kind, user.as_deref()).await?;
+            if removed == 0 {
+                bail!("{host} has no such secret");
+            }
+            let mut event = AuditEvent::new(AuditKind::SecretRemoved);
+            event.host = Some(host.to_string());
+            event.reason = Some(format!("{removed} removed"));
+            store.append_audit(&event).await?;
+            println!("removed {removed} secret(s) of {host}");
+        }
+        SecretCommand::RotateKey { new_key_file } => {
+            let old = Kek::load(&config.vault)?;
+            let new = Kek::from_file(&new_key_file)?;
+            if old.id() == new.id() {
+                bail!("{} is the key in use already", new_key_file.display());
+            }
+            let mut updates = Vec::new();
+            for secret in store.secrets().await? {
+                // Rows already sealed by the new key (an interrupted rotation) stay.
+                if secret.sealed.key_id == new.id() {
+                    continue;
+                }
+                let value = old.open(&secret.host, secret.kind, &secret.user, &secret.sealed)?;
+                updates.push((
+                    secret.id,
+                    new.seal(&secret.host, secret.kind, &secret.user, &value),
+                ));
+            }
+            store.reseal(&updates).await?;
+            let mut event = AuditEvent::new(AuditKind::VaultKeyRotated);
+            event.reason = Some(format!("{} → {}", old.id(), new.id()));
+            store.append_audit(&event).await?;
+            println!(
+                "sealed {} secret(s) again with vault key {}; now name {} under [vault] in the configuration",
+                updates.len(),
+                new.id(),
+                new_key_file.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn describe_secret(kind: SecretKind, user: &str) -> String {
+    if user.is_empty() {
+        format!("{} (any user)", kind.as_str())
+    } else {
+        format!("{} of {user}", kind.as_str())
+    }
 }
 
 fn describe(target: &GrantTarget) -> String {

@@ -13,6 +13,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use crate::audit::{AuditEvent, AuditRecord};
+use crate::vault::{Sealed, SecretKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -29,6 +30,17 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A secret as stored: sealed, never its value.
+#[derive(Debug, Clone)]
+pub struct SecretRecord {
+    pub id: i64,
+    pub host: HostName,
+    pub kind: SecretKind,
+    pub user: String,
+    pub sealed: Sealed,
+    pub created_ms: i64,
+}
 
 #[derive(Debug, Clone)]
 pub struct UserRecord {
@@ -345,6 +357,116 @@ impl Store {
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("no user named {user}")))?
             .get(0))
+    }
+
+    // ----- vault -----
+
+    /// Attaches a sealed secret to a host, replacing one of the same kind and user.
+    pub async fn put_secret(
+        &self,
+        host: &HostName,
+        kind: SecretKind,
+        user: &str,
+        sealed: &Sealed,
+    ) -> StoreResult<()> {
+        let host_id = self.host_id(host).await?;
+        sqlx::query(
+            "INSERT INTO secrets (host_id, kind, user, key_id, nonce, sealed, created_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (host_id, kind, user) DO UPDATE SET
+               key_id = excluded.key_id, nonce = excluded.nonce,
+               sealed = excluded.sealed, created_ms = excluded.created_ms",
+        )
+        .bind(host_id)
+        .bind(kind.as_str())
+        .bind(user)
+        .bind(&sealed.key_id)
+        .bind(&sealed.nonce)
+        .bind(&sealed.sealed)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every secret, sealed, with its host, kind and user.
+    pub async fn secrets(&self) -> StoreResult<Vec<SecretRecord>> {
+        let rows = sqlx::query(
+            "SELECT s.id, h.name, s.kind, s.user, s.key_id, s.nonce, s.sealed, s.created_ms
+             FROM secrets s JOIN hosts h ON h.id = s.host_id ORDER BY h.name, s.kind, s.user",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SecretRecord {
+                    id: r.get(0),
+                    host: HostName::from_str(r.get::<&str, _>(1)).map_err(corrupt("host name"))?,
+                    kind: SecretKind::parse(r.get::<&str, _>(2))
+                        .ok_or_else(|| StoreError::Corrupt("secret kind".into()))?,
+                    user: r.get(3),
+                    sealed: Sealed {
+                        key_id: r.get(4),
+                        nonce: r.get(5),
+                        sealed: r.get(6),
+                    },
+                    created_ms: r.get(7),
+                })
+            })
+            .collect()
+    }
+
+    /// Removes a host's secrets (of one kind and user when given); how many went.
+    pub async fn remove_secrets(
+        &self,
+        host: &HostName,
+        kind: Option<SecretKind>,
+        user: Option<&str>,
+    ) -> StoreResult<u64> {
+        let host_id = self.host_id(host).await?;
+        let done = sqlx::query(
+            "DELETE FROM secrets WHERE host_id = ?
+               AND (? IS NULL OR kind = ?) AND (? IS NULL OR user = ?)",
+        )
+        .bind(host_id)
+        .bind(kind.map(SecretKind::as_str))
+        .bind(kind.map(SecretKind::as_str))
+        .bind(user)
+        .bind(user)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Replaces sealed values in one transaction (a key rotation): all or none.
+    pub async fn reseal(&self, updates: &[(i64, Sealed)]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for (id, sealed) in updates {
+            let done =
+                sqlx::query("UPDATE secrets SET key_id = ?, nonce = ?, sealed = ? WHERE id = ?")
+                    .bind(&sealed.key_id)
+                    .bind(&sealed.nonce)
+                    .bind(&sealed.sealed)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            if done.rows_affected() != 1 {
+                return Err(StoreError::Conflict(
+                    "the secrets changed during the rotation; run it again".into(),
+                ));
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn host_id(&self, host: &HostName) -> StoreResult<i64> {
+        sqlx::query("SELECT id FROM hosts WHERE name = ?")
+            .bind(host.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.get(0))
+            .ok_or_else(|| StoreError::NotFound(format!("no host named {host}")))
     }
 
     // ----- audit -----
