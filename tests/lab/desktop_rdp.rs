@@ -24,6 +24,25 @@ fn canvas_shows(x: u32, y: u32, rgb: [u8; 3]) -> String {
     )
 }
 
+/// Signs in to the gateway as alice, opens the granted host `host` from the
+/// search box as `user`, and waits for the certificate question.
+fn open_granted_host(driver: &WebDriver, gateway_url: &str, host: &str, user: &str) {
+    driver.wait("#search");
+    driver.click("#sign-in");
+    driver.type_into("#dialog input[name=url]", gateway_url);
+    driver.type_into("#dialog input[name=user]", "alice");
+    driver.type_into("#dialog input[name=password]", PASSWORD);
+    driver.click("#sign-in-submit");
+    driver.wait("#dialog code.fingerprint");
+    driver.click("#sign-in-submit");
+    driver.wait(&format!(".host.gateway[data-host='{host}']"));
+    driver.type_into("#search", host);
+    driver.type_into("#search", ENTER);
+    driver.clear("#dialog input[name=answer]");
+    driver.type_into("#dialog input[name=answer]", &format!("{user}{ENTER}"));
+    driver.wait("#dialog[open] button[data-choice=accept_and_remember]");
+}
+
 #[test]
 fn desktop_window_draws_an_rdp_host_and_sends_it_input() {
     let Some(mut lab) = Lab::lab_or_skip("desktop_window_draws_an_rdp_host_and_sends_it_input")
@@ -58,22 +77,8 @@ fn desktop_window_draws_an_rdp_host_and_sends_it_input() {
     in_netns(&lab.out.clone(), move || {
         let driver = WebDriver::start(&driver_address, &app).expect("a WebDriver session");
         let shot = |name: &str| driver.screenshot(&artifacts.join(format!("{name}.png")));
-        driver.wait("#search");
-        driver.click("#sign-in");
-        driver.type_into("#dialog input[name=url]", &gateway_url);
-        driver.type_into("#dialog input[name=user]", "alice");
-        driver.type_into("#dialog input[name=password]", PASSWORD);
-        driver.click("#sign-in-submit");
-        driver.wait("#dialog code.fingerprint");
-        driver.click("#sign-in-submit");
-        driver.wait(".host.gateway[data-host='rdp1']");
-
         // The help-desk path: the granted RDP host, by name, as the RDP user.
-        driver.type_into("#search", "rdp1");
-        driver.type_into("#search", ENTER);
-        driver.clear("#dialog input[name=answer]");
-        driver.type_into("#dialog input[name=answer]", &format!("{RDP_USER}{ENTER}"));
-        driver.wait("#dialog[open] button[data-choice=accept_and_remember]");
+        open_granted_host(&driver, &gateway_url, "rdp1", RDP_USER);
         let question = driver.text("#dialog");
         assert!(question.contains("RDP server certificate"), "{question}");
         shot("15-rdp-certificate");
@@ -227,20 +232,7 @@ fn desktop_window_fits_xrdp_to_the_tab_and_shares_the_clipboard() {
     in_netns(&lab.out.clone(), move || {
         let driver = WebDriver::start(&driver_address, &app).expect("a WebDriver session");
         let shot = |name: &str| driver.screenshot(&artifacts.join(format!("{name}.png")));
-        driver.wait("#search");
-        driver.click("#sign-in");
-        driver.type_into("#dialog input[name=url]", &gateway_url);
-        driver.type_into("#dialog input[name=user]", "alice");
-        driver.type_into("#dialog input[name=password]", PASSWORD);
-        driver.click("#sign-in-submit");
-        driver.wait("#dialog code.fingerprint");
-        driver.click("#sign-in-submit");
-        driver.wait(".host.gateway[data-host='rdp2']");
-        driver.type_into("#search", "rdp2");
-        driver.type_into("#search", ENTER);
-        driver.clear("#dialog input[name=answer]");
-        driver.type_into("#dialog input[name=answer]", &format!("{SSH_USER}{ENTER}"));
-        driver.wait("#dialog[open] button[data-choice=accept_and_remember]");
+        open_granted_host(&driver, &gateway_url, "rdp2", SSH_USER);
         driver.click("#dialog button[data-choice=accept_and_remember]");
         driver.wait("#dialog[open] input[name=answer]");
         driver.type_into(
