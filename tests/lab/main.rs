@@ -19,6 +19,7 @@ mod desktop_rdp;
 mod rdp;
 mod secrets;
 mod ssh;
+mod ssh_ca;
 
 fn api(lab: &Lab) -> GatewayApi {
     GatewayApi::new(

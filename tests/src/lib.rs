@@ -443,11 +443,16 @@ impl Lab {
         let config = format!(
             "Port 22\nListenAddress {VNET_IP}\nHostKey {host}\nHostCertificate {host}-cert.pub\nPidFile {pid}\n\
              AuthorizedKeysFile {keys}\nPermitRootLogin prohibit-password\nPasswordAuthentication yes\n\
-             KbdInteractiveAuthentication yes\nUsePAM yes\nStrictModes no\nAcceptEnv LANG PORTCULLIS_*\n",
+             KbdInteractiveAuthentication yes\nUsePAM yes\nStrictModes no\nAcceptEnv LANG PORTCULLIS_*\n\
+             TrustedUserCAKeys {user_ca}\n",
             host = ssh.join("host_ed25519").display(),
             pid = ssh.join("sshd.pid").display(),
             keys = ssh.join("authorized_keys").display(),
+            user_ca = ssh.join("user_ca.pub").display(),
         );
+        // Empty until a test puts the gateway CA's key in it (sshd reads it at
+        // each log-on).
+        std::fs::write(ssh.join("user_ca.pub"), "")?;
         std::fs::write(ssh.join("sshd_config"), config)?;
         let vnet = self.vnet.clone();
         self.spawn_sshd(&vnet, "sshd")?;
@@ -628,6 +633,16 @@ impl Lab {
                 "handshake_timeout_seconds = 2",
             )
             .replace("shutdown_drain_seconds = 30", "shutdown_drain_seconds = 1");
+        // The vault key, outside the gateway's folder (the SSH CA and host
+        // secrets are sealed with it).
+        let vault_key = self.path("vault.key");
+        run(Command::new(bin("portcullis-gateway"))
+            .args(["secret", "new-key"])
+            .arg(&vault_key))?;
+        let config = config.replace(
+            "# key_file = \"/etc/portcullis/vault.key\"",
+            &format!("key_file = {:?}", vault_key.display().to_string()),
+        );
         std::fs::write(self.gateway_config(), config)?;
         self.fingerprint = String::from_utf8(self.gw(&["fingerprint"], None).stdout)?
             .trim()

@@ -55,6 +55,16 @@ enum Command {
         #[arg(long, value_name = "URL")]
         gateway: Option<String>,
     },
+    /// Get a short-lived SSH certificate from the gateway's CA for your public
+    /// key, written beside it as KEY-cert.pub (where OpenSSH looks for it).
+    SshCert {
+        host: String,
+        /// Your private key's file; its `.pub` is sent (the private key never is).
+        #[arg(short = 'i', value_name = "KEYFILE")]
+        identity: PathBuf,
+        #[arg(long, value_name = "URL")]
+        gateway: Option<String>,
+    },
     /// Carry a TCP connection to a host through the gateway.
     Tunnel {
         host: String,
@@ -290,6 +300,44 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                     println!("{line}");
                 }
             }
+            Ok(0)
+        }
+        Command::SshCert {
+            host,
+            identity,
+            gateway,
+        } => {
+            let host: HostName = host.parse()?;
+            let mut public = identity.clone().into_os_string();
+            public.push(".pub");
+            let public = PathBuf::from(public);
+            let meta = std::fs::metadata(&public)
+                .with_context(|| format!("cannot read the public key {}", public.display()))?;
+            if meta.len() > 8 * 1024 {
+                bail!("{} is not a public key (too long)", public.display());
+            }
+            let key = std::fs::read_to_string(&public)
+                .with_context(|| format!("cannot read the public key {}", public.display()))?;
+            let issued = client
+                .ssh_certificate(gateway.as_deref(), &host, key.trim())
+                .await?;
+            let mut out = identity.into_os_string();
+            out.push("-cert.pub");
+            let out = PathBuf::from(out);
+            std::fs::write(&out, format!("{}\n", issued.certificate))
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let minutes = issued.valid_before.saturating_sub(now).div_ceil(60);
+            eprintln!(
+                "wrote {} (serial {}, for {}, valid {} more minutes)",
+                out.display(),
+                issued.serial,
+                issued.principals.join(", "),
+                minutes
+            );
             Ok(0)
         }
         Command::Tunnel {

@@ -4,8 +4,11 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use portcullis_proto::wire::{HostList, LoginRequest, RefreshRequest, TokenResponse};
-use portcullis_proto::{CertFingerprint, Secret};
+use portcullis_proto::wire::{
+    HostList, LoginRequest, RefreshRequest, SshCertificateRequest, SshCertificateResponse,
+    TokenResponse,
+};
+use portcullis_proto::{CertFingerprint, HostName, Secret};
 
 use crate::api::{GatewayApi, GatewayUrl, TunnelSocket};
 use crate::error::ClientError;
@@ -248,6 +251,35 @@ impl Client {
         self.with_auth_retry(gateway, &api, token, |api, token| async move {
             api.request(http::Method::GET, "/v1/hosts", None, Some(token.expose()))
                 .await
+        })
+        .await
+    }
+
+    /// A short-lived SSH certificate from the gateway's CA for `public_key`
+    /// (one OpenSSH line; the private key stays here), to log on to `host`.
+    pub async fn ssh_certificate(
+        &self,
+        gateway: Option<&str>,
+        host: &HostName,
+        public_key: &str,
+    ) -> Result<SshCertificateResponse, ClientError> {
+        let body = serde_json::to_vec(&SshCertificateRequest {
+            host: host.clone(),
+            public_key: public_key.to_owned(),
+        })
+        .expect("a request serializes");
+        let (api, token) = self.session(gateway).await?;
+        self.with_auth_retry(gateway, &api, token, |api, token| {
+            let body = body.clone();
+            async move {
+                api.request(
+                    http::Method::POST,
+                    "/v1/ssh/certificate",
+                    Some(body),
+                    Some(token.expose()),
+                )
+                .await
+            }
         })
         .await
     }

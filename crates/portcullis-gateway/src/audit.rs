@@ -14,6 +14,8 @@ pub enum AuditKind {
     SecretRemoved,
     /// Every secret was sealed again under a new vault key (`reason`: the key ids).
     VaultKeyRotated,
+    /// The SSH user CA signed a certificate (`reason`: serial, principals, validity).
+    SshCertIssued,
 }
 
 impl AuditKind {
@@ -27,6 +29,7 @@ impl AuditKind {
             AuditKind::SecretSet => "secret_set",
             AuditKind::SecretRemoved => "secret_removed",
             AuditKind::VaultKeyRotated => "vault_key_rotated",
+            AuditKind::SshCertIssued => "ssh_cert_issued",
         }
     }
 }

@@ -26,6 +26,24 @@ pub struct GatewayConfig {
     pub log: LogSection,
     #[serde(default)]
     pub vault: VaultSection,
+    #[serde(default)]
+    pub ssh_ca: SshCaSection,
+}
+
+/// Certificates from the gateway's SSH user CA.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SshCaSection {
+    /// How long a certificate is valid (1 to 1440 minutes).
+    pub validity_minutes: u64,
+}
+
+impl Default for SshCaSection {
+    fn default() -> SshCaSection {
+        SshCaSection {
+            validity_minutes: 5,
+        }
+    }
 }
 
 /// Where the vault's key-encryption key is: a file or an environment variable,
@@ -220,6 +238,9 @@ impl GatewayConfig {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        if !(1..=1440).contains(&self.ssh_ca.validity_minutes) {
+            bail!("ssh_ca.validity_minutes must be between 1 and 1440");
+        }
         let l = &self.limits;
         // hyper refuses buffers under 8 KiB; a megabyte of headers is never legitimate.
         if !(8192..=1024 * 1024).contains(&l.max_header_bytes) {
@@ -338,6 +359,11 @@ level = "info"
 # environment variable. Keep it out of the database's folder and its backups.
 # key_file = "/etc/portcullis/vault.key"
 # key_env = "PORTCULLIS_VAULT_KEY"
+
+[ssh_ca]
+# Certificates from the gateway's SSH user CA (`portcullis-gateway ssh-ca init`)
+# are valid this long, in minutes; the desktop asks for one at each connection.
+validity_minutes = 5
 "#,
         cert = t.certificate.display(),
         key = t.key.display(),

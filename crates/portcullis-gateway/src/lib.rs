@@ -8,6 +8,7 @@ pub mod init;
 pub mod metrics;
 pub mod password;
 pub mod server;
+pub mod ssh_ca;
 pub mod store;
 pub mod tls;
 pub mod tunnel;

@@ -12,7 +12,7 @@ use portcullis_gateway::config::{GatewayConfig, LogFormat};
 use portcullis_gateway::init::{InitOptions, init};
 use portcullis_gateway::store::Store;
 use portcullis_gateway::vault::{self, Kek, SecretKind};
-use portcullis_gateway::{password, server, tls};
+use portcullis_gateway::{password, server, ssh_ca, tls};
 use portcullis_proto::policy::GrantTarget;
 use portcullis_proto::wire::{MAX_PASSWORD_LEN, Protocol};
 use portcullis_proto::{HostName, Secret, Tag, UserName};
@@ -78,6 +78,9 @@ enum Command {
     /// the vault key named in the configuration; values are never printed.
     #[command(subcommand)]
     Secret(SecretCommand),
+    /// The gateway's SSH user certificate authority (its key is in the vault).
+    #[command(subcommand, name = "ssh-ca")]
+    SshCa(SshCaCommand),
     /// Print the audit trail.
     Audit {
         /// One JSON object a line.
@@ -104,6 +107,14 @@ enum UserCommand {
     Enable {
         name: String,
     },
+}
+
+#[derive(Subcommand)]
+enum SshCaCommand {
+    /// Make the CA: a new ed25519 key sealed into the vault (never replaced).
+    Init,
+    /// Print the CA's public key: the line for sshd's TrustedUserCAKeys file.
+    PublicKey,
 }
 
 #[derive(Subcommand)]
@@ -186,6 +197,10 @@ enum GrantCommand {
         user: String,
         #[command(flatten)]
         target: GrantTargetArgs,
+        /// A login name an SSH certificate from the gateway may carry for these
+        /// hosts (repeatable); none: no certificates for this grant.
+        #[arg(long = "principal", value_name = "LOGIN")]
+        principals: Vec<String>,
     },
     List {
         #[arg(long)]
@@ -335,6 +350,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = open_store(&config).await?;
             grant_command(&store, command).await
         }
+        Command::SshCa(command) => {
+            let config = load_config(cli.config)?;
+            init_logging(None);
+            let store = open_store(&config).await?;
+            let kek = Kek::load(&config.vault)?;
+            let public = match command {
+                SshCaCommand::Init => ssh_ca::init(&store, &kek).await?,
+                SshCaCommand::PublicKey => ssh_ca::load(&store, &kek).await?.public_key().clone(),
+            };
+            println!("{}", public.to_openssh()?);
+            Ok(())
+        }
+        // Needs no configuration: the key is made before one names it.
+        Command::Secret(SecretCommand::NewKey { path }) => {
+            let kek = vault::write_new_key(&path)?;
+            println!(
+                "wrote vault key {} to {}; name it in the configuration:\n[vault]\nkey_file = {:?}",
+                kek.id(),
+                path.display(),
+                path.display().to_string()
+            );
+            Ok(())
+        }
         Command::Secret(command) => {
             let config = load_config(cli.config)?;
             init_logging(None);
@@ -472,19 +510,9 @@ fn validate_secret_user(user: &str) -> anyhow::Result<()> {
 }
 
 async fn secret_command(config: &GatewayConfig, command: SecretCommand) -> anyhow::Result<()> {
-    if let SecretCommand::NewKey { path } = &command {
-        let kek = vault::write_new_key(path)?;
-        println!(
-            "wrote vault key {} to {}; name it in the configuration:\n[vault]\nkey_file = {:?}",
-            kek.id(),
-            path.display(),
-            path.display().to_string()
-        );
-        return Ok(());
-    }
     let store = open_store(config).await?;
     match command {
-        SecretCommand::NewKey { .. } => unreachable!("handled above"),
+        SecretCommand::NewKey { .. } => unreachable!("made without a configuration"),
         SecretCommand::Set {
             host,
             kind,
@@ -589,16 +617,41 @@ fn describe(target: &GrantTarget) -> String {
 
 async fn grant_command(store: &Store, command: GrantCommand) -> anyhow::Result<()> {
     match command {
-        GrantCommand::Add { user, target } => {
+        GrantCommand::Add {
+            user,
+            target,
+            principals,
+        } => {
             let user: UserName = user.parse()?;
             let target = target.target()?;
-            store.add_grant(&user, &target).await?;
-            println!("granted {} to {user}", describe(&target));
+            if principals.len() > ssh_ca::MAX_PRINCIPALS {
+                bail!("at most {} principals a grant", ssh_ca::MAX_PRINCIPALS);
+            }
+            for principal in &principals {
+                ssh_ca::validate_principal(principal)?;
+            }
+            store
+                .add_grant_with_principals(&user, &target, &principals)
+                .await?;
+            if principals.is_empty() {
+                println!("granted {} to {user}", describe(&target));
+            } else {
+                println!(
+                    "granted {} to {user}, with SSH certificates for {}",
+                    describe(&target),
+                    principals.join(", ")
+                );
+            }
         }
         GrantCommand::List { user } => {
             let user = user.map(|u| u.parse::<UserName>()).transpose()?;
             for grant in store.grants(user.as_ref()).await? {
-                println!("{}\t{}", grant.user, describe(&grant.target));
+                println!(
+                    "{}\t{}\t{}",
+                    grant.user,
+                    describe(&grant.target),
+                    grant.principals.join(",")
+                );
             }
         }
         GrantCommand::Remove { user, target } => {

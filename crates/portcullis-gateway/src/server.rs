@@ -23,7 +23,7 @@ use portcullis_proto::throttle::{LoginThrottle, ThrottleConfig};
 use portcullis_proto::token::{Claims, TokenKind, TokenSigner};
 use portcullis_proto::wire::{
     ErrorBody, HostEntry, HostList, LoginRequest, MAX_PASSWORD_LEN, MAX_REQUEST_BODY,
-    RefreshRequest, TokenResponse,
+    RefreshRequest, SshCertificateRequest, SshCertificateResponse, TokenResponse,
 };
 use portcullis_proto::{HostName, Secret, UserName};
 use tokio::net::{TcpListener, TcpStream};
@@ -60,6 +60,8 @@ pub struct Gateway {
     password_checks: Semaphore,
     /// Verified against when the user does not exist, so that both cases take as long.
     dummy_hash: String,
+    /// The vault key, when the configuration names one (the SSH CA needs it).
+    vault: Option<crate::vault::Kek>,
 }
 
 #[derive(Default)]
@@ -174,6 +176,10 @@ impl Gateway {
             max_entries: 100_000,
         });
         let dummy_hash = password::hash(&Secret::new(random_hex(16)))?;
+        let vault = match (&config.vault.key_file, &config.vault.key_env) {
+            (None, None) => None,
+            _ => Some(crate::vault::Kek::load(&config.vault)?),
+        };
         Ok(Arc::new(Gateway {
             store,
             signer,
@@ -183,6 +189,7 @@ impl Gateway {
             phase: watch::Sender::new(Phase::Running),
             password_checks: Semaphore::new(CONCURRENT_PASSWORD_CHECKS),
             dummy_hash,
+            vault,
             config,
         }))
     }
@@ -288,6 +295,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/v1/refresh", post(refresh))
         .route("/v1/hosts", get(hosts))
         .route("/v1/tunnel/{host}", get(open_tunnel))
+        .route("/v1/ssh/certificate", post(ssh_certificate))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY))
         .with_state(gateway)
@@ -494,6 +502,115 @@ async fn hosts(
         })
         .collect();
     Ok(axum::Json(HostList { hosts }))
+}
+
+/// A short-lived SSH user certificate for the caller's own public key, for the
+/// principals the caller's grants allow on the host. The same 403 for a host
+/// that does not exist as for one not granted.
+async fn ssh_certificate(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<axum::Json<SshCertificateResponse>, ApiError> {
+    let user = gw.authenticate(&headers).await?;
+    let request: SshCertificateRequest = parse_json(
+        &body,
+        r#"{"host": "...", "public_key": "ssh-ed25519 AAAA..."}"#,
+    )?;
+    let not_granted = || {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_granted",
+            format!(
+                "no host named {:?} is granted to {}: ask a gateway administrator for a grant",
+                request.host.as_str(),
+                user.name
+            ),
+        )
+    };
+    let host = gw
+        .store
+        .host(&request.host)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(not_granted)?;
+    let grants = gw
+        .store
+        .grants(Some(&user.name))
+        .await
+        .map_err(ApiError::internal)?;
+    let mut principals: Vec<String> = Vec::new();
+    let mut permitted = false;
+    for grant in &grants {
+        if policy::permits(std::slice::from_ref(&grant.target), &host.name, &host.tags) {
+            permitted = true;
+            for principal in &grant.principals {
+                if !principals.contains(principal) {
+                    principals.push(principal.clone());
+                }
+            }
+        }
+    }
+    if !permitted {
+        return Err(not_granted());
+    }
+    if principals.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "no_principals",
+            format!(
+                "{} may reach {} but no grant names a login for a certificate: ask a gateway administrator (grant add --principal)",
+                user.name, host.name
+            ),
+        ));
+    }
+    let Some(kek) = &gw.vault else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_ssh_ca",
+            "this gateway issues no SSH certificates (it has no vault key)",
+        ));
+    };
+    let key = crate::ssh_ca::parse_public_key(&request.public_key)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_public_key", e.to_string()))?;
+    let ca = crate::ssh_ca::load(&gw.store, kek).await.map_err(|e| {
+        warn!(error = %e, "SSH CA unavailable");
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_ssh_ca",
+            "this gateway has no SSH user CA: an administrator runs `portcullis-gateway ssh-ca init`",
+        )
+    })?;
+    let mut serial = [0u8; 8];
+    getrandom::fill(&mut serial).expect("the OS has randomness");
+    let cert_request = crate::ssh_ca::CertRequest {
+        user: &user.name,
+        host: &host.name,
+        principals: &principals,
+        now: clock::now_secs(),
+        validity_seconds: gw.config.ssh_ca.validity_minutes * 60,
+        serial: u64::from_le_bytes(serial) >> 1,
+    };
+    let certificate = crate::ssh_ca::sign(&ca, &key, &cert_request).map_err(ApiError::internal)?;
+    let mut event = AuditEvent::new(AuditKind::SshCertIssued);
+    event.user = Some(user.name.to_string());
+    event.host = Some(host.name.to_string());
+    event.reason = Some(format!(
+        "serial={} principals={} valid_before={}",
+        cert_request.serial,
+        principals.join(","),
+        cert_request.valid_before()
+    ));
+    // Audited before the certificate leaves.
+    gw.audit(event).await?;
+    info!(user = %user.name, host = %host.name, serial = cert_request.serial, "SSH certificate issued");
+    let (serial, valid_before) = (cert_request.serial, cert_request.valid_before());
+    Ok(axum::Json(SshCertificateResponse {
+        certificate,
+        serial,
+        principals,
+        valid_before,
+    }))
 }
 
 async fn open_tunnel(

@@ -66,6 +66,8 @@ pub struct GrantRecord {
     pub id: i64,
     pub user: UserName,
     pub target: GrantTarget,
+    /// Login names a certificate from the gateway may carry for these hosts.
+    pub principals: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -258,7 +260,19 @@ impl Store {
     // ----- grants -----
 
     pub async fn add_grant(&self, user: &UserName, target: &GrantTarget) -> StoreResult<()> {
+        self.add_grant_with_principals(user, target, &[]).await
+    }
+
+    /// A grant whose hosts the user may also reach with an SSH certificate from
+    /// the gateway, as any of `principals` (validated by the caller).
+    pub async fn add_grant_with_principals(
+        &self,
+        user: &UserName,
+        target: &GrantTarget,
+        principals: &[String],
+    ) -> StoreResult<()> {
         let user_id = self.user_id(user).await?;
+        let principals = principals.join(",");
         let query = match target {
             GrantTarget::Host(host) => {
                 let host_id: i64 = sqlx::query("SELECT id FROM hosts WHERE name = ?")
@@ -267,15 +281,19 @@ impl Store {
                     .await?
                     .ok_or_else(|| StoreError::NotFound(format!("no host named {host}")))?
                     .get(0);
-                sqlx::query("INSERT INTO grants (user_id, host_id, created_ms) VALUES (?, ?, ?)")
-                    .bind(user_id)
-                    .bind(host_id)
+                sqlx::query(
+                    "INSERT INTO grants (user_id, host_id, principals, created_ms) VALUES (?, ?, ?, ?)",
+                )
+                .bind(user_id)
+                .bind(host_id)
+                .bind(principals)
             }
-            GrantTarget::Tag(tag) => {
-                sqlx::query("INSERT INTO grants (user_id, tag, created_ms) VALUES (?, ?, ?)")
-                    .bind(user_id)
-                    .bind(tag.as_str())
-            }
+            GrantTarget::Tag(tag) => sqlx::query(
+                "INSERT INTO grants (user_id, tag, principals, created_ms) VALUES (?, ?, ?, ?)",
+            )
+            .bind(user_id)
+            .bind(tag.as_str())
+            .bind(principals),
         };
         query
             .bind(now_ms())
@@ -316,7 +334,7 @@ impl Store {
     /// All grants, or those of one user.
     pub async fn grants(&self, user: Option<&UserName>) -> StoreResult<Vec<GrantRecord>> {
         let rows = sqlx::query(
-            "SELECT g.id, u.name, h.name, g.tag FROM grants g
+            "SELECT g.id, u.name, h.name, g.tag, g.principals FROM grants g
              JOIN users u ON u.id = g.user_id
              LEFT JOIN hosts h ON h.id = g.host_id
              WHERE ?1 IS NULL OR u.name = ?1
@@ -341,10 +359,16 @@ impl Store {
                         ));
                     }
                 };
+                let principals: String = r.get(4);
                 Ok(GrantRecord {
                     id: r.get(0),
                     user,
                     target,
+                    principals: principals
+                        .split(',')
+                        .filter(|p| !p.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
                 })
             })
             .collect()
@@ -458,6 +482,45 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Seals-at-rest storage for the gateway's own items (the SSH user CA).
+    /// `Conflict` when `name` exists and `replace` is false.
+    pub async fn put_item(&self, name: &str, sealed: &Sealed, replace: bool) -> StoreResult<()> {
+        sqlx::query(if replace {
+            "INSERT OR REPLACE INTO vault_items (name, key_id, nonce, sealed, created_ms) VALUES (?, ?, ?, ?, ?)"
+        } else {
+            "INSERT INTO vault_items (name, key_id, nonce, sealed, created_ms) VALUES (?, ?, ?, ?, ?)"
+        })
+        .bind(name)
+        .bind(&sealed.key_id)
+        .bind(&sealed.nonce)
+        .bind(&sealed.sealed)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Conflict(format!("the vault holds {name} already"))
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(())
+    }
+
+    pub async fn item(&self, name: &str) -> StoreResult<Option<Sealed>> {
+        Ok(
+            sqlx::query("SELECT key_id, nonce, sealed FROM vault_items WHERE name = ?")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| Sealed {
+                    key_id: r.get(0),
+                    nonce: r.get(1),
+                    sealed: r.get(2),
+                }),
+        )
     }
 
     async fn host_id(&self, host: &HostName) -> StoreResult<i64> {

@@ -195,6 +195,30 @@ impl Kek {
         user: &str,
         value: &Secret<Vec<u8>>,
     ) -> Sealed {
+        self.seal_with(&aad(host, kind, user), value)
+    }
+
+    pub fn open(
+        &self,
+        host: &HostName,
+        kind: SecretKind,
+        user: &str,
+        sealed: &Sealed,
+    ) -> anyhow::Result<Secret<Vec<u8>>> {
+        let what = format!("the {} secret of {host}", kind.as_str());
+        self.open_with(&what, &aad(host, kind, user), sealed)
+    }
+
+    /// Seals one of the gateway's own items (the SSH user CA's key).
+    pub fn seal_item(&self, name: &str, value: &Secret<Vec<u8>>) -> Sealed {
+        self.seal_with(&item_aad(name), value)
+    }
+
+    pub fn open_item(&self, name: &str, sealed: &Sealed) -> anyhow::Result<Secret<Vec<u8>>> {
+        self.open_with(name, &item_aad(name), sealed)
+    }
+
+    fn seal_with(&self, aad: &[u8], value: &Secret<Vec<u8>>) -> Sealed {
         let mut nonce = [0u8; 12];
         getrandom::fill(&mut nonce).expect("the OS random source");
         let sealed = self
@@ -203,7 +227,7 @@ impl Kek {
                 &Nonce::try_from(&nonce[..]).expect("12-byte nonce"),
                 Payload {
                     msg: value.expose(),
-                    aad: &aad(host, kind, user),
+                    aad,
                 },
             )
             .expect("AES-GCM sealing cannot fail for small inputs");
@@ -214,40 +238,39 @@ impl Kek {
         }
     }
 
-    pub fn open(
+    /// Opens `sealed` (`what` names it in errors); a wrong key is told apart
+    /// from damage.
+    fn open_with(
         &self,
-        host: &HostName,
-        kind: SecretKind,
-        user: &str,
+        what: &str,
+        aad: &[u8],
         sealed: &Sealed,
     ) -> anyhow::Result<Secret<Vec<u8>>> {
         if sealed.key_id != self.id {
             bail!(
-                "the {} secret of {host} was sealed with vault key {}, not the configured {}",
-                kind.as_str(),
+                "{what} was sealed with vault key {}, not the configured {}",
                 sealed.key_id,
                 self.id
             );
         }
-        let nonce = Nonce::try_from(&sealed.nonce[..]).map_err(|_| {
-            anyhow::anyhow!("the {} secret of {host} is damaged (nonce)", kind.as_str())
-        })?;
+        let nonce = Nonce::try_from(&sealed.nonce[..])
+            .map_err(|_| anyhow::anyhow!("{what} is damaged (nonce)"))?;
         self.cipher()
             .decrypt(
                 &nonce,
                 Payload {
                     msg: &sealed.sealed,
-                    aad: &aad(host, kind, user),
+                    aad,
                 },
             )
             .map(Secret::new)
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "the {} secret of {host} is damaged or not this row's",
-                    kind.as_str()
-                )
-            })
+            .map_err(|_| anyhow::anyhow!("{what} is damaged or not this row's"))
     }
+}
+
+/// The associated data binding a sealed gateway item to its name.
+fn item_aad(name: &str) -> Vec<u8> {
+    format!("portcullis-gateway-vault-v1\0item\0{name}").into_bytes()
 }
 
 /// Writes a new key to `path` (mode 0600, never over an existing file).

@@ -94,6 +94,25 @@ pub struct HostList {
     pub hosts: Vec<HostEntry>,
 }
 
+/// `POST /v1/ssh/certificate`: a certificate from the gateway's SSH user CA for
+/// the caller's own public key (one OpenSSH line), to log on to `host`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshCertificateRequest {
+    pub host: HostName,
+    pub public_key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SshCertificateResponse {
+    /// The certificate as one OpenSSH line (`…-cert-v01@openssh.com AAAA…`).
+    pub certificate: String,
+    pub serial: u64,
+    pub principals: Vec<String>,
+    /// Unix seconds.
+    pub valid_before: u64,
+}
+
 /// Every error the API returns: a stable machine code and a sentence a person can act on.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ErrorBody {
