@@ -224,6 +224,8 @@ pub struct Lab {
     pub ca_file: Option<PathBuf>,
     gateway: Option<Child>,
     children: Vec<Child>,
+    /// Kept until the lab's processes are gone (turns on shared resources).
+    held: Vec<Box<dyn std::any::Any + Send>>,
 }
 
 impl Lab {
@@ -271,6 +273,7 @@ impl Lab {
             ca_file: None,
             gateway: None,
             children: Vec::new(),
+            held: Vec::new(),
         };
         for ns in [&lab.out, &lab.edge, &lab.vnet] {
             ip(&["netns", "add", ns])?;
@@ -779,6 +782,11 @@ impl Lab {
         self.children.push(child);
     }
 
+    /// Keeps `value` until the lab's processes have been stopped.
+    pub fn hold(&mut self, value: Box<dyn std::any::Any + Send>) {
+        self.held.push(value);
+    }
+
     pub fn gateway_alive(&mut self) -> bool {
         matches!(self.gateway.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
     }
@@ -898,6 +906,7 @@ impl Drop for Lab {
             let _ = child.kill();
             let _ = child.wait();
         }
+        self.held.clear();
         for ns in [&self.out, &self.edge, &self.vnet] {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
             let _ = std::fs::remove_dir_all(netns_etc(ns));

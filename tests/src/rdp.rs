@@ -196,24 +196,34 @@ pub fn start_xrdp(lab: &mut Lab) -> std::path::PathBuf {
     let _ = Command::new("chmod")
         .args(["3777", "/run/xrdp/sockdir"])
         .status();
-    for (program, config) in [("xrdp-sesman", "sesman.ini"), ("xrdp", "xrdp.ini")] {
-        let out = std::fs::File::create(dir.join(format!("{program}.out"))).expect("log");
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &lab.vnet,
-                program,
-                "--nodaemon",
-                "--config",
-            ])
-            .arg(dir.join(config))
-            .stdout(out.try_clone().expect("log"))
-            .stderr(out)
-            .spawn()
-            .unwrap_or_else(|e| panic!("{program}: {e}"));
-        lab.adopt(child);
-    }
+    // One xrdp at a time in this process: two session managers starting at once
+    // pick the same X display number (the X sockets are shared across labs).
+    lab.hold(Box::new(XrdpTurn::take()));
+    // Both daemons in a PID namespace of their own: when the lab kills it, the
+    // session processes sesman forked (Xorg, the window manager, chansrv) go
+    // too, instead of outliving the test.
+    let out = std::fs::File::create(dir.join("xrdp.out")).expect("log");
+    let script = format!(
+        "xrdp-sesman --nodaemon --config {sesman} & exec xrdp --nodaemon --config {xrdp}",
+        sesman = dir.join("sesman.ini").display(),
+        xrdp = dir.join("xrdp.ini").display(),
+    );
+    let child = Command::new("ip")
+        .args(["netns", "exec", &lab.vnet])
+        .args([
+            "unshare",
+            "--pid",
+            "--fork",
+            "--kill-child",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .stdout(out.try_clone().expect("log"))
+        .stderr(out)
+        .spawn()
+        .unwrap_or_else(|e| panic!("xrdp: {e}"));
+    lab.adopt(child);
     let address: std::net::SocketAddr = format!("{VNET_IP}:{XRDP_PORT}").parse().expect("address");
     let deadline = Instant::now() + Duration::from_secs(20);
     while !port_open(&lab.vnet, address) {
@@ -227,6 +237,30 @@ pub fn start_xrdp(lab: &mut Lab) -> std::path::PathBuf {
     }
     catalog(lab, "rdp2", XRDP_PORT);
     dir
+}
+
+/// This process's turn to run xrdp, until dropped (with the lab).
+struct XrdpTurn;
+
+static XRDP_BUSY: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+static XRDP_FREED: std::sync::Condvar = std::sync::Condvar::new();
+
+impl XrdpTurn {
+    fn take() -> XrdpTurn {
+        let mut busy = XRDP_BUSY.lock().unwrap_or_else(|e| e.into_inner());
+        while *busy {
+            busy = XRDP_FREED.wait(busy).unwrap_or_else(|e| e.into_inner());
+        }
+        *busy = true;
+        XrdpTurn
+    }
+}
+
+impl Drop for XrdpTurn {
+    fn drop(&mut self) {
+        *XRDP_BUSY.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        XRDP_FREED.notify_all();
+    }
 }
 
 /// Catalogues an RDP server of the private namespace at the gateway (tag `lab`,
