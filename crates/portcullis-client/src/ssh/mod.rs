@@ -5,6 +5,7 @@
 //! password or keyboard-interactive, in the order the inventory entry gives.
 
 mod hostkey;
+mod keyfix;
 mod shell;
 
 use std::path::{Path, PathBuf};
@@ -464,6 +465,11 @@ impl SshSession {
         }
         let text =
             Secret::new(std::fs::read_to_string(path).map_err(|e| key_error(e.to_string()))?);
+        // An ECDSA key whose scalar OpenSSH wrote a byte short is read at full width.
+        let text = match keyfix::widen_ecdsa_scalar(text.expose()) {
+            Some(widened) => Secret::new(widened.to_string()),
+            None => text,
+        };
         let key = match russh::keys::decode_secret_key(text.expose(), None) {
             Ok(key) => key,
             Err(russh::keys::Error::KeyIsEncrypted) => {
