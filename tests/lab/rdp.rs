@@ -94,7 +94,7 @@ mod session {
     };
     use portcullis_lab::rdp::{
         RDP_PASSWORD, RDP_PORT, RDP_USER, close_to, connect_through_gateway, set_root,
-        start_shadow_server, watch_until,
+        start_shadow_server, typed_text, typing, watch_until,
     };
     use portcullis_lab::*;
     use portcullis_proto::Secret;
@@ -307,43 +307,16 @@ mod session {
                 "the click did not land on the terminal: {}",
                 String::from_utf8_lossy(&picked.stderr)
             );
-            let mut keys = Vec::new();
-            for code in ["KeyR", "KeyD", "KeyP", "Digit4", "Minus", "KeyO", "KeyK"] {
-                keys.push(RdpInput::Key {
-                    code: code.into(),
-                    down: true,
-                    text: None,
-                });
-                keys.push(RdpInput::Key {
-                    code: code.into(),
-                    down: false,
-                    text: None,
-                });
-            }
             // A character with no key travels as Unicode text. FreeRDP 2's X11
             // shadow server drops Unicode events, so it cannot show here (xrdp
             // can); sending one must not disturb the keys around it.
-            keys.push(RdpInput::Text { text: "é".into() });
-            keys.push(RdpInput::Key {
-                code: "Enter".into(),
-                down: true,
-                text: None,
-            });
-            keys.push(RdpInput::ReleaseAll);
-            session.input(keys).await.unwrap();
-            let deadline = Instant::now() + PATIENCE;
-            let written = loop {
-                if let Ok(text) = std::fs::read_to_string(&typed)
-                    && !text.is_empty()
-                {
-                    break text;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "the keys never reached the terminal on the server"
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            };
+            session
+                .input(typing(&[
+                    "KeyR", "KeyD", "KeyP", "Digit4", "Minus", "KeyO", "KeyK",
+                ]))
+                .await
+                .unwrap();
+            let written = typed_text(&typed, PATIENCE).await;
             assert_eq!(written, "rdp4-ok");
             drop(terminal);
 
@@ -403,7 +376,8 @@ mod xrdp {
     use portcullis_client::rdp::frame::Canvas;
     use portcullis_client::rdp::{RdpCredentials, RdpInput, RdpOptions, RdpTarget};
     use portcullis_lab::rdp::{
-        XRDP_PORT, close_to, connect_through_gateway, start_xrdp, watch_until, xclip,
+        XRDP_PORT, close_to, connect_through_gateway, start_xrdp, typed_text, typing, watch_until,
+        xclip,
     };
     use portcullis_lab::*;
     use portcullis_proto::Secret;
@@ -481,36 +455,11 @@ mod xrdp {
             )
             .await;
             let mut keys = vec![RdpInput::MouseMove { x: 180, y: 140 }];
-            for code in ["KeyX", "KeyR", "KeyD", "KeyP", "Minus", "KeyO", "KeyK"] {
-                for down in [true, false] {
-                    keys.push(RdpInput::Key {
-                        code: code.into(),
-                        down,
-                        text: None,
-                    });
-                }
-            }
-            keys.push(RdpInput::Text { text: "é".into() });
-            keys.push(RdpInput::Key {
-                code: "Enter".into(),
-                down: true,
-                text: None,
-            });
-            keys.push(RdpInput::ReleaseAll);
+            keys.extend(typing(&[
+                "KeyX", "KeyR", "KeyD", "KeyP", "Minus", "KeyO", "KeyK",
+            ]));
             session.input(keys).await.unwrap();
-            let deadline = Instant::now() + Duration::from_secs(30);
-            let written = loop {
-                if let Ok(text) = std::fs::read_to_string(&typed)
-                    && !text.is_empty()
-                {
-                    break text;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "the keys never reached the terminal"
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            };
+            let written = typed_text(&typed, Duration::from_secs(30)).await;
             let _ = terminal.kill();
             let _ = terminal.wait();
             // Unicode key events: xrdp 0.9 drops them (as FreeRDP 2's shadow

@@ -56,6 +56,21 @@ fn keygen(args: &[&str]) -> Output {
     out
 }
 
+/// A new ed25519 key pair at `path` and `path.pub`, without a passphrase.
+fn new_key(path: &Path) {
+    keygen(&[
+        "-q",
+        "-t",
+        "ed25519",
+        "-N",
+        "",
+        "-C",
+        "lab",
+        "-f",
+        path.to_str().unwrap(),
+    ]);
+}
+
 #[test]
 fn ssh_certificates_from_the_gateway_log_in_only_as_granted() {
     let Some(lab) = Lab::lab_or_skip("ssh_certificates_from_the_gateway_log_in_only_as_granted")
@@ -108,17 +123,7 @@ fn ssh_certificates_from_the_gateway_log_in_only_as_granted() {
     let keys = lab.path("alice-keys");
     std::fs::create_dir_all(&keys).unwrap();
     let key = keys.join("id_ed25519");
-    keygen(&[
-        "-q",
-        "-t",
-        "ed25519",
-        "-N",
-        "",
-        "-C",
-        "alice",
-        "-f",
-        key.to_str().unwrap(),
-    ]);
+    new_key(&key);
     let issued = lab.cli(
         "alice",
         &["ssh-cert", "vnet1", "-i", key.to_str().unwrap()],
@@ -153,25 +158,9 @@ fn ssh_certificates_from_the_gateway_log_in_only_as_granted() {
 
     // A certificate from another CA, for the same login: refused.
     let other_ca = keys.join("other_ca");
-    keygen(&[
-        "-q",
-        "-t",
-        "ed25519",
-        "-N",
-        "",
-        "-f",
-        other_ca.to_str().unwrap(),
-    ]);
+    new_key(&other_ca);
     let forged_key = keys.join("forged");
-    keygen(&[
-        "-q",
-        "-t",
-        "ed25519",
-        "-N",
-        "",
-        "-f",
-        forged_key.to_str().unwrap(),
-    ]);
+    new_key(&forged_key);
     keygen(&[
         "-q",
         "-s",

@@ -12,7 +12,7 @@ use portcullis_client::dial::{Dialer, Route};
 use portcullis_client::rdp::certs::CertStore;
 use portcullis_client::rdp::frame::Canvas;
 use portcullis_client::rdp::{
-    CertTrustedBy, RdpCredentials, RdpError, RdpOptions, RdpSession, RdpTarget,
+    CertTrustedBy, RdpCredentials, RdpError, RdpInput, RdpOptions, RdpSession, RdpTarget,
 };
 use portcullis_client::ssh::{FixedAnswers, HostKeyTrust};
 
@@ -425,5 +425,46 @@ pub fn wait_for_clipboard(display: &str, auth: Option<&Path>, text: &str) {
             "the clipboard of {display} never held {text:?} (it holds {now:?})"
         );
         std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Each key (by `KeyboardEvent.code`) pressed and released, then a character
+/// with no key (as Unicode text), then Enter held down; all keys let go.
+pub fn typing(codes: &[&str]) -> Vec<RdpInput> {
+    let mut keys = Vec::with_capacity(codes.len() * 2 + 3);
+    for code in codes {
+        for down in [true, false] {
+            keys.push(RdpInput::Key {
+                code: (*code).into(),
+                down,
+                text: None,
+            });
+        }
+    }
+    keys.push(RdpInput::Text { text: "é".into() });
+    keys.push(RdpInput::Key {
+        code: "Enter".into(),
+        down: true,
+        text: None,
+    });
+    keys.push(RdpInput::ReleaseAll);
+    keys
+}
+
+/// Waits (on the session's runtime) until the file a remote terminal writes
+/// what it was typed holds something, and returns it.
+pub async fn typed_text(path: &Path, patience: Duration) -> String {
+    let deadline = Instant::now() + patience;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && !text.is_empty()
+        {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the keys never reached the terminal on the server"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
