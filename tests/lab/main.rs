@@ -20,6 +20,7 @@ mod rdp;
 mod secrets;
 mod ssh;
 mod ssh_ca;
+mod vault;
 
 fn api(lab: &Lab) -> GatewayApi {
     GatewayApi::new(
@@ -241,6 +242,7 @@ fn bad_input_is_refused_cleanly_while_a_tunnel_keeps_working() {
         iat: now_secs() - 7200,
         exp,
         jti: "lab".into(),
+        host: None,
     };
     let forged = forged_signer
         .sign(&claims(now_secs() + 600))

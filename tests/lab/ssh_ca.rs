@@ -1,10 +1,13 @@
 //! Short-lived SSH certificates from the gateway's CA, against OpenSSH's sshd
-//! with `TrustedUserCAKeys`: a certificate for a granted principal logs in, one
-//! for another login, one from another CA are refused by sshd; removing the
-//! grant stops the next certificate; every issue is in the audit trail.
+//! with `TrustedUserCAKeys` and `RevokedKeys`: a certificate for a granted
+//! principal logs in (OpenSSH's client and `portcullis ssh --certificate`); one
+//! for another login, one from another CA, an expired one and a revoked one are
+//! refused by sshd; removing the grant stops the next certificate; every issue
+//! and revocation is in the audit trail.
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use portcullis_lab::*;
 
@@ -71,6 +74,50 @@ fn new_key(path: &Path) {
     ]);
 }
 
+/// A certificate's serial, as `ssh-keygen -L` prints it.
+fn serial_of(certificate: &Path) -> String {
+    let shown =
+        String::from_utf8(keygen(&["-L", "-f", certificate.to_str().unwrap()]).stdout).unwrap();
+    shown
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Serial: "))
+        .unwrap_or_else(|| panic!("no serial in {shown}"))
+        .to_owned()
+}
+
+/// `portcullis ssh-cert vnet1 -i KEY` as alice; the certificate's path.
+fn issue(lab: &Lab, key: &Path) -> std::path::PathBuf {
+    let issued = lab.cli(
+        "alice",
+        &["ssh-cert", "vnet1", "-i", key.to_str().unwrap()],
+        None,
+    );
+    assert!(
+        issued.status.success(),
+        "ssh-cert: {}",
+        String::from_utf8_lossy(&issued.stderr)
+    );
+    let mut path = key.as_os_str().to_owned();
+    path.push("-cert.pub");
+    path.into()
+}
+
+/// Waits until sshd's log names why it refused (it writes asynchronously).
+fn sshd_said(lab: &Lab, words: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let log = std::fs::read_to_string(lab.path("ssh/sshd.log")).unwrap_or_default();
+        if log.contains(words) {
+            return true;
+        }
+        if Instant::now() > deadline {
+            eprintln!("sshd.log:\n{log}");
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn ssh_certificates_from_the_gateway_log_in_only_as_granted() {
     let Some(lab) = Lab::lab_or_skip("ssh_certificates_from_the_gateway_log_in_only_as_granted")
@@ -124,17 +171,9 @@ fn ssh_certificates_from_the_gateway_log_in_only_as_granted() {
     std::fs::create_dir_all(&keys).unwrap();
     let key = keys.join("id_ed25519");
     new_key(&key);
-    let issued = lab.cli(
-        "alice",
-        &["ssh-cert", "vnet1", "-i", key.to_str().unwrap()],
-        None,
-    );
-    assert!(
-        issued.status.success(),
-        "ssh-cert: {}",
-        String::from_utf8_lossy(&issued.stderr)
-    );
-    let certificate = keys.join("id_ed25519-cert.pub");
+    // The lab's certificates live one minute; this one is watched expiring below.
+    let issued_at = Instant::now();
+    let certificate = issue(&lab, &key);
     let shown =
         String::from_utf8(keygen(&["-L", "-f", certificate.to_str().unwrap()]).stdout).unwrap();
     assert!(
@@ -155,6 +194,29 @@ fn ssh_certificates_from_the_gateway_log_in_only_as_granted() {
     // … and not as another one.
     let out = ssh_with_certificate(&lab, "root", &key, &certificate);
     assert!(!out.status.success(), "the certificate logged in as root");
+
+    // Portcullis's own client: a fresh certificate for the key, asked for at
+    // connect time, presented with it (russh), through the gateway.
+    let out = lab.cli(
+        "alice",
+        &[
+            "ssh",
+            &format!("{SSH_USER}@vnet1"),
+            "--certificate",
+            "-i",
+            key.to_str().unwrap(),
+            "--accept-new",
+            "--",
+            "id -un",
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "portcullis ssh --certificate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), SSH_USER);
 
     // A certificate from another CA, for the same login: refused.
     let other_ca = keys.join("other_ca");
@@ -195,6 +257,42 @@ fn ssh_certificates_from_the_gateway_log_in_only_as_granted() {
         String::from_utf8_lossy(&refused.stderr)
     );
 
+    // A revoked serial is refused by sshd at the next log-on: the gateway
+    // rewrites the revocation list sshd reads. Another certificate still works.
+    let revoked_key = keys.join("revoked");
+    new_key(&revoked_key);
+    let revoked = issue(&lab, &revoked_key);
+    assert!(
+        ssh_with_certificate(&lab, SSH_USER, &revoked_key, &revoked)
+            .status
+            .success()
+    );
+    let serial = serial_of(&revoked);
+    let said = lab.gw(
+        &["ssh-ca", "revoke", &serial, "--reason", "laptop lost"],
+        None,
+    );
+    assert!(
+        String::from_utf8_lossy(&said.stdout).contains("revoked.krl"),
+        "{said:?}"
+    );
+    let out = ssh_with_certificate(&lab, SSH_USER, &revoked_key, &revoked);
+    assert!(!out.status.success(), "a revoked certificate logged in");
+    assert!(
+        sshd_said(&lab, "revoked"),
+        "sshd did not say the key was revoked"
+    );
+    assert!(
+        ssh_with_certificate(&lab, SSH_USER, &key, &certificate)
+            .status
+            .success()
+    );
+    let listed = String::from_utf8(lab.gw(&["ssh-ca", "revoked"], None).stdout).unwrap();
+    assert!(
+        listed.starts_with(&format!("{serial}\t")) && listed.contains("laptop lost"),
+        "{listed}"
+    );
+
     // A disabled user gets none, at once (the same token as before).
     lab.gw(&["user", "disable", "alice"], None);
     let refused = lab.cli(
@@ -208,6 +306,16 @@ fn ssh_certificates_from_the_gateway_log_in_only_as_granted() {
     );
     lab.gw(&["user", "enable", "alice"], None);
 
+    // The first certificate, a minute old, is refused by sshd as expired.
+    let expiry = issued_at + Duration::from_secs(62);
+    std::thread::sleep(expiry.saturating_duration_since(Instant::now()));
+    let out = ssh_with_certificate(&lab, SSH_USER, &key, &certificate);
+    assert!(!out.status.success(), "an expired certificate logged in");
+    assert!(
+        sshd_said(&lab, "expired"),
+        "sshd did not say the certificate expired"
+    );
+
     // Without the grant that names the login, no next certificate.
     lab.gw(&["grant", "remove", "alice", "--host", "vnet1"], None);
     let refused = lab.cli(
@@ -220,12 +328,13 @@ fn ssh_certificates_from_the_gateway_log_in_only_as_granted() {
     assert!(said.contains("no grant names a login"), "{said}");
 
     // Every certificate issued is in the audit trail, naming user and host.
-    let issued: Vec<_> = lab
-        .audit()
-        .into_iter()
+    let audit = lab.audit();
+    let issued: Vec<_> = audit
+        .iter()
         .filter(|e| e["event"] == "ssh_cert_issued")
         .collect();
-    assert_eq!(issued.len(), 1, "{issued:?}");
+    // The first, the one `portcullis ssh` asked for, the one revoked.
+    assert_eq!(issued.len(), 3, "{issued:?}");
     assert_eq!(issued[0]["user"], "alice");
     assert_eq!(issued[0]["host"], "vnet1");
     assert!(
@@ -234,5 +343,17 @@ fn ssh_certificates_from_the_gateway_log_in_only_as_granted() {
             .unwrap()
             .contains(&format!("principals={SSH_USER}")),
         "{issued:?}"
+    );
+    let revocations: Vec<_> = audit
+        .iter()
+        .filter(|e| e["event"] == "ssh_cert_revoked")
+        .collect();
+    assert_eq!(revocations.len(), 1, "{revocations:?}");
+    assert!(
+        revocations[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("serial={serial} laptop lost")),
+        "{revocations:?}"
     );
 }

@@ -447,15 +447,22 @@ impl Lab {
             "Port 22\nListenAddress {VNET_IP}\nHostKey {host}\nHostCertificate {host}-cert.pub\nPidFile {pid}\n\
              AuthorizedKeysFile {keys}\nPermitRootLogin prohibit-password\nPasswordAuthentication yes\n\
              KbdInteractiveAuthentication yes\nUsePAM yes\nStrictModes no\nAcceptEnv LANG PORTCULLIS_*\n\
-             TrustedUserCAKeys {user_ca}\n",
+             TrustedUserCAKeys {user_ca}\nRevokedKeys {revoked}\n",
             host = ssh.join("host_ed25519").display(),
             pid = ssh.join("sshd.pid").display(),
             keys = ssh.join("authorized_keys").display(),
             user_ca = ssh.join("user_ca.pub").display(),
+            revoked = ssh.join("revoked.krl").display(),
         );
         // Empty until a test puts the gateway CA's key in it (sshd reads it at
         // each log-on).
         std::fs::write(ssh.join("user_ca.pub"), "")?;
+        // An empty revocation list (OpenSSH's own); the gateway rewrites it on
+        // `ssh-ca revoke`, and sshd reads it at each log-on.
+        run(Command::new("ssh-keygen")
+            .args(["-q", "-k", "-f"])
+            .arg(ssh.join("revoked.krl"))
+            .arg("/dev/null"))?;
         std::fs::write(ssh.join("sshd_config"), config)?;
         let vnet = self.vnet.clone();
         self.spawn_sshd(&vnet, "sshd")?;
@@ -642,10 +649,21 @@ impl Lab {
         run(Command::new(bin("portcullis-gateway"))
             .args(["secret", "new-key"])
             .arg(&vault_key))?;
-        let config = config.replace(
-            "# key_file = \"/etc/portcullis/vault.key\"",
-            &format!("key_file = {:?}", vault_key.display().to_string()),
-        );
+        let config = config
+            .replace(
+                "# key_file = \"/etc/portcullis/vault.key\"",
+                &format!("key_file = {:?}", vault_key.display().to_string()),
+            )
+            // Certificates live a minute here, so a test can watch one expire;
+            // revocations go straight to the list the lab's sshd reads.
+            .replace("validity_minutes = 5", "validity_minutes = 1")
+            .replace(
+                "# revoked_keys_file = \"/etc/portcullis/revoked_keys.krl\"",
+                &format!(
+                    "revoked_keys_file = {:?}",
+                    self.path("ssh/revoked.krl").display().to_string()
+                ),
+            );
         std::fs::write(self.gateway_config(), config)?;
         self.fingerprint = String::from_utf8(self.gw(&["fingerprint"], None).stdout)?
             .trim()

@@ -102,6 +102,14 @@ enum Command {
         /// Trust an unknown host key and remember it (a changed key is always refused).
         #[arg(long)]
         accept_new: bool,
+        /// Log on with the host's credential from the gateway's vault (released
+        /// for this session only, never shown); its login unless -l or USER@.
+        #[arg(long, conflicts_with_all = ["jump", "direct", "certificate", "identity"])]
+        from_gateway: bool,
+        /// Log on with a short-lived certificate from the gateway's SSH CA for
+        /// your key (-i, default ~/.ssh/id_ed25519); only the public key is sent.
+        #[arg(long, conflicts_with_all = ["jump", "direct"])]
+        certificate: bool,
         /// Ask for a terminal even when running a command.
         #[arg(short = 't', conflicts_with = "no_tty")]
         force_tty: bool,
@@ -221,6 +229,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             direct,
             gateway,
             accept_new,
+            from_gateway,
+            certificate,
             force_tty,
             no_tty,
             command,
@@ -234,6 +244,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 direct,
                 gateway,
                 accept_new,
+                from_gateway,
+                certificate,
                 force_tty,
                 no_tty,
                 command,
@@ -296,6 +308,19 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                     let mut line = format!("{}\t{}\t{}", host.name, host.protocol, tags.join(","));
                     if let (Some(address), Some(port)) = (&host.address, host.port) {
                         line.push_str(&format!("\t{address}:{port}"));
+                    }
+                    // How the gateway helps you log on (`portcullis ssh --from-gateway`
+                    // / `--certificate`), and whether only that is allowed.
+                    let offers: Vec<&str> = [
+                        (host.gateway_credential, "gateway-credential"),
+                        (host.ssh_certificate, "ssh-certificate"),
+                        (host.launch_only, "launch-only"),
+                    ]
+                    .into_iter()
+                    .filter_map(|(on, name)| on.then_some(name))
+                    .collect();
+                    if !offers.is_empty() {
+                        line.push_str(&format!("\t[{}]", offers.join(",")));
                     }
                     println!("{line}");
                 }

@@ -9,9 +9,10 @@ use anyhow::{Context, bail};
 use futures_util::future::BoxFuture;
 use portcullis_client::Client;
 use portcullis_client::dial::{Dialer, JumpHop, Route};
+use portcullis_client::gateway_auth::{self, GatewayCredential, GatewayPassword};
 use portcullis_client::ssh::{
-    AuthMethod, HostKeyDecision, HostKeyTrust, InteractiveRequest, Prompter, PtyRequest,
-    ShellEvent, SshAuth, SshSession, SshTarget, UnknownHostKey,
+    AuthMethod, HostKeyDecision, HostKeyTrust, InteractiveRequest, LoadedKey, Prompter, PtyRequest,
+    ShellEvent, SshAuth, SshSession, SshTarget, UnknownHostKey, decode_key,
 };
 use portcullis_proto::{HostName, Secret};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -28,6 +29,8 @@ pub struct SshArgs {
     pub direct: bool,
     pub gateway: Option<String>,
     pub accept_new: bool,
+    pub from_gateway: bool,
+    pub certificate: bool,
     pub force_tty: bool,
     pub no_tty: bool,
     pub command: Vec<String>,
@@ -105,16 +108,55 @@ fn methods(identity: &[PathBuf], interactive: bool) -> Vec<AuthMethod> {
 
 pub async fn run(client: Client, args: SshArgs) -> anyhow::Result<u8> {
     let (user, host, _) = split_destination(&args.destination, false)?;
-    let user = match (args.login.clone(), user) {
-        (Some(login), _) => login,
-        (None, Some(user)) => user,
-        (None, None) => local_user()?,
-    };
+    let given_user = args.login.clone().or(user);
     let port = args.port.unwrap_or(22);
     let interactive = open_tty().is_some();
+    let client = Arc::new(client);
+    let mut prompter: Arc<dyn Prompter> = Arc::new(TtyPrompter {
+        accept_new: args.accept_new,
+    });
+    let (user, methods) = if args.from_gateway {
+        // The vault's credential, for this session only; the person never sees it.
+        let name: HostName = host.parse()?;
+        let released =
+            gateway_auth::ssh_credential(&client, args.gateway.as_deref(), &name).await?;
+        let user = match (given_user, released.login) {
+            (Some(user), _) | (None, Some(user)) => user,
+            (None, None) => local_user()?,
+        };
+        let method = match released.credential {
+            GatewayCredential::Key(key) => AuthMethod::Loaded { key },
+            GatewayCredential::Password(password) => {
+                prompter = Arc::new(GatewayPassword::new(prompter, password));
+                AuthMethod::Password
+            }
+        };
+        (user, vec![method])
+    } else if args.certificate {
+        // The person's own key, certified by the gateway's CA for this host.
+        let name: HostName = host.parse()?;
+        let path = match args.identity.first() {
+            Some(path) => path.clone(),
+            None => Path::new(&std::env::var_os("HOME").context("no HOME: give -i KEYFILE")?)
+                .join(".ssh/id_ed25519"),
+        };
+        let key = read_key(&path, prompter.as_ref()).await?;
+        let key = gateway_auth::certify(&client, args.gateway.as_deref(), &name, key).await?;
+        let user = match given_user {
+            Some(user) => user,
+            None => local_user()?,
+        };
+        (user, vec![AuthMethod::Loaded { key }])
+    } else {
+        let user = match given_user {
+            Some(user) => user,
+            None => local_user()?,
+        };
+        (user, methods(&args.identity, interactive))
+    };
     let auth = SshAuth {
         user: user.clone(),
-        methods: methods(&args.identity, interactive),
+        methods,
         agent_socket: None,
     };
     let route = if let Some(jump) = &args.jump {
@@ -144,10 +186,7 @@ pub async fn run(client: Client, args: SshArgs) -> anyhow::Result<u8> {
         }
     };
     let trust = HostKeyTrust::standard(client.home().dir().join("known_hosts"));
-    let prompter: Arc<dyn Prompter> = Arc::new(TtyPrompter {
-        accept_new: args.accept_new,
-    });
-    let dialer = Dialer::new(Some(Arc::new(client)), trust.clone(), Arc::clone(&prompter));
+    let dialer = Dialer::new(Some(client), trust.clone(), Arc::clone(&prompter));
     let connection = dialer.dial(&route, &host, port).await?;
     let session = SshSession::connect(
         connection,
@@ -185,6 +224,24 @@ pub async fn run(client: Client, args: SshArgs) -> anyhow::Result<u8> {
     drop(_raw);
     session.close().await;
     code
+}
+
+/// A private key file, its passphrase asked on the terminal when it has one.
+async fn read_key(path: &Path, prompter: &dyn Prompter) -> anyhow::Result<LoadedKey> {
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("cannot read the key {}", path.display()))?
+        .len();
+    if size > 64 * 1024 {
+        bail!("{} is not a private key ({size} bytes)", path.display());
+    }
+    let text = Secret::new(
+        std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the key {}", path.display()))?,
+    );
+    let key = decode_key(&text, path, prompter)
+        .await?
+        .with_context(|| format!("no passphrase for {}", path.display()))?;
+    Ok(LoadedKey::new(path.display().to_string(), key))
 }
 
 async fn pump(shell: portcullis_client::ssh::Shell, resize: bool) -> anyhow::Result<u8> {

@@ -269,6 +269,17 @@ impl GatewayApi {
     /// Upgrades to a tunnel to the named host. The name is sent as given (encoded),
     /// so that the gateway, not the client, decides what exists.
     pub async fn open_tunnel(&self, host: &str, token: &str) -> Result<TunnelSocket, ClientError> {
+        self.open_tunnel_with(host, token, None).await
+    }
+
+    /// [`GatewayApi::open_tunnel`] carrying a launch ticket from a secret
+    /// release (needed under a launch-only grant).
+    pub async fn open_tunnel_with(
+        &self,
+        host: &str,
+        token: &str,
+        launch_ticket: Option<&str>,
+    ) -> Result<TunnelSocket, ClientError> {
         let tls = self.connect(&[b"http/1.1"]).await?;
         let url = format!(
             "wss://{}/v1/tunnel/{}",
@@ -282,6 +293,14 @@ impl GatewayApi {
                 .parse()
                 .map_err(|_| self.protocol("token is not a valid header value"))?,
         );
+        if let Some(ticket) = launch_ticket {
+            request.headers_mut().insert(
+                portcullis_proto::wire::LAUNCH_HEADER,
+                ticket
+                    .parse()
+                    .map_err(|_| self.protocol("launch ticket is not a valid header value"))?,
+            );
+        }
         let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
             .read_buffer_size(64 * 1024)
             .write_buffer_size(0)

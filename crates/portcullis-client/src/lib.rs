@@ -7,6 +7,7 @@
 pub mod api;
 pub mod dial;
 pub mod error;
+pub mod gateway_auth;
 pub mod home;
 pub mod inventory;
 pub mod known_hosts;

@@ -1,12 +1,12 @@
 //! Signed-in gateways: login with certificate pinning, tokens refreshed without
 //! asking, the host list, and tunnels.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use portcullis_proto::wire::{
-    HostList, LoginRequest, RefreshRequest, SshCertificateRequest, SshCertificateResponse,
-    TokenResponse,
+    CredentialKind, HostList, LoginRequest, RefreshRequest, SecretReleaseRequest,
+    SecretReleaseResponse, SshCertificateRequest, SshCertificateResponse, TokenResponse,
 };
 use portcullis_proto::{CertFingerprint, HostName, Secret};
 
@@ -47,6 +47,16 @@ pub struct Client {
     home: ClientHome,
     /// Where refresh tokens go when it is open; `None` keeps them in the file.
     secrets: Option<Arc<SecretStore>>,
+    /// Launch tickets from secret releases, each waiting for its session's tunnel.
+    launch_tickets: Mutex<Vec<LaunchTicket>>,
+}
+
+/// Opens one tunnel under a launch-only grant; held in memory only.
+struct LaunchTicket {
+    gateway: String,
+    host: HostName,
+    ticket: Secret<String>,
+    expires_at: u64,
 }
 
 impl Client {
@@ -54,6 +64,7 @@ impl Client {
         Client {
             home,
             secrets: None,
+            launch_tickets: Mutex::new(Vec::new()),
         }
     }
 
@@ -62,6 +73,7 @@ impl Client {
         Client {
             home,
             secrets: Some(secrets),
+            launch_tickets: Mutex::new(Vec::new()),
         }
     }
 
@@ -284,14 +296,73 @@ impl Client {
         .await
     }
 
+    /// The host's credential from the gateway's vault, for the one session
+    /// being opened: the caller uses it at once and drops it (its `Secret`s
+    /// zeroize). The launch ticket that comes with it is kept here for that
+    /// session's tunnel ([`Client::open_tunnel`]).
+    pub async fn release_secret(
+        &self,
+        gateway: Option<&str>,
+        host: &HostName,
+        kind: Option<CredentialKind>,
+    ) -> Result<SecretReleaseResponse, ClientError> {
+        let body = serde_json::to_vec(&SecretReleaseRequest {
+            host: host.clone(),
+            kind,
+        })
+        .expect("a request serializes");
+        let (api, token) = self.session(gateway).await?;
+        let gateway_url = api.url().to_string();
+        let released: SecretReleaseResponse = self
+            .with_auth_retry(gateway, &api, token, |api, token| {
+                let body = body.clone();
+                async move {
+                    api.request(
+                        http::Method::POST,
+                        "/v1/secrets/release",
+                        Some(body),
+                        Some(token.expose()),
+                    )
+                    .await
+                }
+            })
+            .await?;
+        let mut tickets = self.launch_tickets.lock().expect("launch tickets lock");
+        let now = now_secs();
+        tickets.retain(|t| t.expires_at > now);
+        tickets.push(LaunchTicket {
+            gateway: gateway_url,
+            host: host.clone(),
+            ticket: released.launch_ticket.clone(),
+            expires_at: released.launch_expires_at,
+        });
+        Ok(released)
+    }
+
+    /// A launch ticket for `host` at `gateway`, taken (each opens one tunnel).
+    fn take_launch_ticket(&self, gateway: &str, host: &str) -> Option<Secret<String>> {
+        let mut tickets = self.launch_tickets.lock().expect("launch tickets lock");
+        let now = now_secs();
+        tickets.retain(|t| t.expires_at > now);
+        let index = tickets
+            .iter()
+            .position(|t| t.gateway == gateway && t.host.as_str() == host)?;
+        Some(tickets.remove(index).ticket)
+    }
+
+    /// A tunnel to `host`; carries a launch ticket when a secret release for
+    /// this host left one.
     pub async fn open_tunnel(
         &self,
         gateway: Option<&str>,
         host: &str,
     ) -> Result<TunnelSocket, ClientError> {
         let (api, token) = self.session(gateway).await?;
+        let ticket = self.take_launch_ticket(&api.url().to_string(), host);
+        let ticket = ticket.as_ref();
         self.with_auth_retry(gateway, &api, token, |api, token| async move {
-            api.open_tunnel(host, token.expose()).await
+            api.open_tunnel_with(host, token.expose(), ticket.map(|t| t.expose().as_str()))
+                .await
         })
         .await
     }

@@ -16,6 +16,11 @@ pub enum AuditKind {
     VaultKeyRotated,
     /// The SSH user CA signed a certificate (`reason`: serial, principals, validity).
     SshCertIssued,
+    /// An operator revoked a certificate serial (`reason`: serial and why).
+    SshCertRevoked,
+    /// A host's vault secret went to a granted user's client for one session
+    /// (`reason`: kind, login, and until when the launch ticket opens a tunnel).
+    SecretReleased,
 }
 
 impl AuditKind {
@@ -30,6 +35,8 @@ impl AuditKind {
             AuditKind::SecretRemoved => "secret_removed",
             AuditKind::VaultKeyRotated => "vault_key_rotated",
             AuditKind::SshCertIssued => "ssh_cert_issued",
+            AuditKind::SshCertRevoked => "ssh_cert_revoked",
+            AuditKind::SecretReleased => "secret_released",
         }
     }
 }

@@ -36,12 +36,16 @@ pub struct GatewayConfig {
 pub struct SshCaSection {
     /// How long a certificate is valid (1 to 1440 minutes).
     pub validity_minutes: u64,
+    /// Where `ssh-ca revoke` writes the key revocation list (OpenSSH KRL) of
+    /// revoked certificate serials, for sshd's `RevokedKeys`.
+    pub revoked_keys_file: Option<PathBuf>,
 }
 
 impl Default for SshCaSection {
     fn default() -> SshCaSection {
         SshCaSection {
             validity_minutes: 5,
+            revoked_keys_file: None,
         }
     }
 }
@@ -230,10 +234,13 @@ impl GatewayConfig {
                 *path = base.join(&*path);
             }
         }
-        if let Some(path) = &mut self.vault.key_file
-            && path.is_relative()
+        for path in [&mut self.vault.key_file, &mut self.ssh_ca.revoked_keys_file]
+            .into_iter()
+            .flatten()
         {
-            *path = base.join(&*path);
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
         }
     }
 
@@ -364,6 +371,10 @@ level = "info"
 # Certificates from the gateway's SSH user CA (`portcullis-gateway ssh-ca init`)
 # are valid this long, in minutes; the desktop asks for one at each connection.
 validity_minutes = 5
+# `ssh-ca revoke SERIAL` rewrites this OpenSSH key revocation list; copy it to
+# each host and name it in sshd_config as `RevokedKeys` (sshd reads it at every
+# log-in). Unset: revocations are recorded, `ssh-ca krl` writes the list.
+# revoked_keys_file = "/etc/portcullis/revoked_keys.krl"
 "#,
         cert = t.certificate.display(),
         key = t.key.display(),
@@ -400,6 +411,18 @@ mod tests {
         );
         assert_eq!(config.tokens.access_ttl_minutes, 10);
         assert_eq!(config.server.metrics_allow.len(), 2);
+        assert_eq!(config.ssh_ca.revoked_keys_file, None);
+    }
+
+    #[test]
+    fn the_revocation_list_path_is_taken_relative_to_the_configuration() {
+        let mut config =
+            GatewayConfig::parse("[ssh_ca]\nrevoked_keys_file = \"krl/revoked.krl\"\n").unwrap();
+        config.resolve_paths(Path::new("/etc/portcullis"));
+        assert_eq!(
+            config.ssh_ca.revoked_keys_file.as_deref(),
+            Some(Path::new("/etc/portcullis/krl/revoked.krl"))
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use portcullis_gateway::config::{GatewayConfig, LogFormat};
 use portcullis_gateway::init::{InitOptions, init};
 use portcullis_gateway::store::Store;
 use portcullis_gateway::vault::{self, Kek, SecretKind};
-use portcullis_gateway::{password, server, ssh_ca, tls};
+use portcullis_gateway::{clock, password, server, ssh_ca, tls};
 use portcullis_proto::policy::GrantTarget;
 use portcullis_proto::wire::{MAX_PASSWORD_LEN, Protocol};
 use portcullis_proto::{HostName, Secret, Tag, UserName};
@@ -115,6 +115,18 @@ enum SshCaCommand {
     Init,
     /// Print the CA's public key: the line for sshd's TrustedUserCAKeys file.
     PublicKey,
+    /// Revoke a certificate by its serial (from the audit trail or
+    /// `ssh-keygen -L`), and rewrite [ssh_ca] revoked_keys_file when set.
+    Revoke {
+        serial: u64,
+        /// Why, for the audit trail.
+        #[arg(long, default_value = "revoked by an operator")]
+        reason: String,
+    },
+    /// The revoked serials, one a line.
+    Revoked,
+    /// Write the revocation list (OpenSSH KRL) for sshd's RevokedKeys to PATH.
+    Krl { path: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -201,6 +213,10 @@ enum GrantCommand {
         /// hosts (repeatable); none: no certificates for this grant.
         #[arg(long = "principal", value_name = "LOGIN")]
         principals: Vec<String>,
+        /// Sessions the gateway's own credential (`secret set`) logs on, opened
+        /// from the app's host list: no bare tunnel, no certificate (help desk).
+        #[arg(long, conflicts_with = "principals")]
+        launch_only: bool,
     },
     List {
         #[arg(long)]
@@ -354,13 +370,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = load_config(cli.config)?;
             init_logging(None);
             let store = open_store(&config).await?;
-            let kek = Kek::load(&config.vault)?;
-            let public = match command {
-                SshCaCommand::Init => ssh_ca::init(&store, &kek).await?,
-                SshCaCommand::PublicKey => ssh_ca::load(&store, &kek).await?.public_key().clone(),
-            };
-            println!("{}", public.to_openssh()?);
-            Ok(())
+            ssh_ca_command(&config, &store, command).await
         }
         // Needs no configuration: the key is made before one names it.
         Command::Secret(SecretCommand::NewKey { path }) => {
@@ -600,6 +610,85 @@ async fn secret_command(config: &GatewayConfig, command: SecretCommand) -> anyho
     Ok(())
 }
 
+async fn ssh_ca_command(
+    config: &GatewayConfig,
+    store: &Store,
+    command: SshCaCommand,
+) -> anyhow::Result<()> {
+    let kek = Kek::load(&config.vault)?;
+    match command {
+        SshCaCommand::Init => {
+            let public = ssh_ca::init(store, &kek).await?;
+            println!("{}", public.to_openssh()?);
+        }
+        SshCaCommand::PublicKey => {
+            let ca = ssh_ca::load(store, &kek).await?;
+            println!("{}", ca.public_key().to_openssh()?);
+        }
+        SshCaCommand::Revoke { serial, reason } => {
+            let reason: String = reason
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(200)
+                .collect();
+            store.revoke_cert(serial, &reason).await?;
+            let mut event = AuditEvent::new(AuditKind::SshCertRevoked);
+            event.reason = Some(format!("serial={serial} {reason}"));
+            store.append_audit(&event).await?;
+            match &config.ssh_ca.revoked_keys_file {
+                Some(path) => {
+                    write_revocation_list(store, &kek, path).await?;
+                    println!(
+                        "revoked serial {serial}; wrote {} (sshd's RevokedKeys)",
+                        path.display()
+                    );
+                }
+                None => println!(
+                    "revoked serial {serial}; write the list for sshd with `ssh-ca krl PATH`"
+                ),
+            }
+        }
+        SshCaCommand::Revoked => {
+            for revoked in store.revoked_certs().await? {
+                println!(
+                    "{}\t{}\t{}",
+                    revoked.serial,
+                    clock::rfc3339_ms(revoked.revoked_ms),
+                    revoked.reason
+                );
+            }
+        }
+        SshCaCommand::Krl { path } => {
+            let count = write_revocation_list(store, &kek, &path).await?;
+            println!("wrote {} revoking {count} serial(s)", path.display());
+        }
+    }
+    Ok(())
+}
+
+/// The KRL of every revoked serial, written whole to `path`; how many it revokes.
+async fn write_revocation_list(
+    store: &Store,
+    kek: &Kek,
+    path: &std::path::Path,
+) -> anyhow::Result<usize> {
+    let ca = ssh_ca::load(store, kek).await?;
+    let serials: Vec<u64> = store
+        .revoked_certs()
+        .await?
+        .into_iter()
+        .map(|r| r.serial)
+        .collect();
+    let list = ssh_ca::krl(
+        ca.public_key(),
+        &serials,
+        serials.len() as u64,
+        clock::now_secs(),
+    )?;
+    ssh_ca::write_krl(path, &list)?;
+    Ok(serials.len())
+}
+
 fn describe_secret(kind: SecretKind, user: &str) -> String {
     if user.is_empty() {
         format!("{} (any user)", kind.as_str())
@@ -621,6 +710,7 @@ async fn grant_command(store: &Store, command: GrantCommand) -> anyhow::Result<(
             user,
             target,
             principals,
+            launch_only,
         } => {
             let user: UserName = user.parse()?;
             let target = target.target()?;
@@ -631,9 +721,14 @@ async fn grant_command(store: &Store, command: GrantCommand) -> anyhow::Result<(
                 ssh_ca::validate_principal(principal)?;
             }
             store
-                .add_grant_with_principals(&user, &target, &principals)
+                .add_grant_with(&user, &target, &principals, launch_only)
                 .await?;
-            if principals.is_empty() {
+            if launch_only {
+                println!(
+                    "granted {} to {user}, launch-only (sessions with the gateway's credential)",
+                    describe(&target)
+                );
+            } else if principals.is_empty() {
                 println!("granted {} to {user}", describe(&target));
             } else {
                 println!(
@@ -647,10 +742,15 @@ async fn grant_command(store: &Store, command: GrantCommand) -> anyhow::Result<(
             let user = user.map(|u| u.parse::<UserName>()).transpose()?;
             for grant in store.grants(user.as_ref()).await? {
                 println!(
-                    "{}\t{}\t{}",
+                    "{}\t{}\t{}{}",
                     grant.user,
                     describe(&grant.target),
-                    grant.principals.join(",")
+                    grant.principals.join(","),
+                    if grant.launch_only {
+                        "\tlaunch-only"
+                    } else {
+                        ""
+                    }
                 );
             }
         }

@@ -18,12 +18,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use portcullis_proto::policy::{self, GrantTarget, Refusal};
+use portcullis_proto::policy::{self, Refusal};
 use portcullis_proto::throttle::{LoginThrottle, ThrottleConfig};
 use portcullis_proto::token::{Claims, TokenKind, TokenSigner};
 use portcullis_proto::wire::{
-    ErrorBody, HostEntry, HostList, LoginRequest, MAX_PASSWORD_LEN, MAX_REQUEST_BODY,
-    RefreshRequest, SshCertificateRequest, SshCertificateResponse, TokenResponse,
+    CredentialKind, ErrorBody, HostEntry, HostList, LAUNCH_HEADER, LoginRequest, MAX_PASSWORD_LEN,
+    MAX_REQUEST_BODY, Protocol, RefreshRequest, SecretReleaseRequest, SecretReleaseResponse,
+    SshCertificateRequest, SshCertificateResponse, TokenResponse,
 };
 use portcullis_proto::{HostName, Secret, UserName};
 use tokio::net::{TcpListener, TcpStream};
@@ -36,8 +37,9 @@ use crate::clock;
 use crate::config::GatewayConfig;
 use crate::metrics::Metrics;
 use crate::password;
-use crate::store::{Store, UserRecord};
+use crate::store::{GrantRecord, HostRecord, Store, UserRecord};
 use crate::tunnel::{self, Phase};
+use crate::vault::SecretKind;
 
 /// The source address of the connection a request came on.
 #[derive(Debug, Clone, Copy)]
@@ -48,6 +50,8 @@ struct Peer(SocketAddr);
 const CONCURRENT_PASSWORD_CHECKS: usize = 4;
 /// Largest WebSocket message accepted from a client.
 const MAX_TUNNEL_MESSAGE: usize = 256 * 1024;
+/// How long a launch ticket (from a secret release) opens a tunnel.
+const LAUNCH_TICKET_SECONDS: u64 = 60;
 
 pub struct Gateway {
     config: GatewayConfig,
@@ -241,6 +245,7 @@ impl Gateway {
             iat: now,
             exp,
             jti: random_hex(12),
+            host: None,
         };
         TokenResponse {
             user: user.name.clone(),
@@ -249,6 +254,28 @@ impl Gateway {
             access_expires_at: access_exp,
             refresh_token: self.signer.sign(&claims(TokenKind::Refresh, refresh_exp)),
             refresh_expires_at: refresh_exp,
+        }
+    }
+
+    /// A launch ticket for `user` and `host` in the request's launch header.
+    fn launch_ticket_admits(
+        &self,
+        headers: &HeaderMap,
+        user: &UserRecord,
+        host: &HostName,
+    ) -> bool {
+        let Some(ticket) = headers.get(LAUNCH_HEADER).and_then(|v| v.to_str().ok()) else {
+            return false;
+        };
+        match self
+            .signer
+            .verify(ticket.trim(), TokenKind::Launch, clock::now_secs())
+        {
+            Ok(claims) => claims.sub == user.name && claims.host.as_ref() == Some(host),
+            Err(e) => {
+                debug!(error = %e, "launch ticket refused");
+                false
+            }
         }
     }
 
@@ -296,6 +323,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/v1/hosts", get(hosts))
         .route("/v1/tunnel/{host}", get(open_tunnel))
         .route("/v1/ssh/certificate", post(ssh_certificate))
+        .route("/v1/secrets/release", post(release_secret))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY))
         .with_state(gateway)
@@ -469,15 +497,85 @@ async fn refresh(
     }
 }
 
-async fn granted(gw: &Gateway, user: &UserRecord) -> Result<Vec<GrantTarget>, ApiError> {
-    Ok(gw
-        .store
+async fn grant_records(gw: &Gateway, user: &UserRecord) -> Result<Vec<GrantRecord>, ApiError> {
+    gw.store
         .grants(Some(&user.name))
         .await
+        .map_err(ApiError::internal)
+}
+
+/// What a user's grants allow on one host.
+#[derive(Debug, Default)]
+struct Reach {
+    /// Some grant covers the host.
+    permitted: bool,
+    /// Some grant that is not launch-only covers it: bare tunnels and certificates.
+    unrestricted: bool,
+    /// Logins a certificate may carry (from the grants that are not launch-only).
+    principals: Vec<String>,
+}
+
+fn reach(grants: &[GrantRecord], host: &HostRecord) -> Reach {
+    let mut reach = Reach::default();
+    for grant in grants {
+        if !policy::permits(std::slice::from_ref(&grant.target), &host.name, &host.tags) {
+            continue;
+        }
+        reach.permitted = true;
+        if grant.launch_only {
+            continue;
+        }
+        reach.unrestricted = true;
+        for principal in &grant.principals {
+            if !reach.principals.contains(principal) {
+                reach.principals.push(principal.clone());
+            }
+        }
+    }
+    reach
+}
+
+/// The same 403 for a host that does not exist as for one not granted.
+fn not_granted(user: &UserRecord, host: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "not_granted",
+        format!(
+            "no host named {host:?} is granted to {}: ask a gateway administrator for a grant",
+            user.name
+        ),
+    )
+}
+
+/// The catalogued host `name` and what the user's grants allow on it; the
+/// same 403 when it is unknown or not granted.
+async fn granted_host(
+    gw: &Gateway,
+    user: &UserRecord,
+    name: &HostName,
+) -> Result<(HostRecord, Reach), ApiError> {
+    let host = gw
+        .store
+        .host(name)
+        .await
         .map_err(ApiError::internal)?
-        .into_iter()
-        .map(|g| g.target)
-        .collect())
+        .ok_or_else(|| not_granted(user, name.as_str()))?;
+    let reach = reach(&grant_records(gw, user).await?, &host);
+    if !reach.permitted {
+        return Err(not_granted(user, name.as_str()));
+    }
+    Ok((host, reach))
+}
+
+fn launch_only(user: &UserRecord, host: &HostName) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "launch_only",
+        format!(
+            "{} may reach {host} only in sessions the gateway's own credential logs on (a launch-only grant): open it from the Portcullis app's host list",
+            user.name
+        ),
+    )
 }
 
 async fn hosts(
@@ -485,20 +583,45 @@ async fn hosts(
     headers: HeaderMap,
 ) -> Result<axum::Json<HostList>, ApiError> {
     let user = gw.authenticate(&headers).await?;
-    let grants = granted(&gw, &user).await?;
+    let grants = grant_records(&gw, &user).await?;
+    // What the gateway can hand out: vault secrets and certificates need the vault key.
+    let (with_secrets, has_ca) = match &gw.vault {
+        Some(_) => (
+            gw.store
+                .secrets()
+                .await
+                .map_err(ApiError::internal)?
+                .into_iter()
+                .map(|s| s.host)
+                .collect::<std::collections::HashSet<_>>(),
+            gw.store
+                .item(crate::ssh_ca::CA_ITEM)
+                .await
+                .map_err(ApiError::internal)?
+                .is_some(),
+        ),
+        None => Default::default(),
+    };
     let hosts = gw
         .store
         .hosts()
         .await
         .map_err(ApiError::internal)?
         .into_iter()
-        .filter(|h| policy::permits(&grants, &h.name, &h.tags))
-        .map(|h| HostEntry {
-            name: h.name,
-            protocol: h.protocol,
-            tags: h.tags,
-            address: user.is_admin.then_some(h.address),
-            port: user.is_admin.then_some(h.port),
+        .filter_map(|h| {
+            let reach = reach(&grants, &h);
+            reach.permitted.then(|| HostEntry {
+                gateway_credential: with_secrets.contains(&h.name),
+                ssh_certificate: has_ca
+                    && h.protocol == Protocol::Ssh
+                    && !reach.principals.is_empty(),
+                launch_only: !reach.unrestricted,
+                address: user.is_admin.then_some(h.address),
+                port: user.is_admin.then_some(h.port),
+                name: h.name,
+                protocol: h.protocol,
+                tags: h.tags,
+            })
         })
         .collect();
     Ok(axum::Json(HostList { hosts }))
@@ -517,43 +640,11 @@ async fn ssh_certificate(
         &body,
         r#"{"host": "...", "public_key": "ssh-ed25519 AAAA..."}"#,
     )?;
-    let not_granted = || {
-        ApiError::new(
-            StatusCode::FORBIDDEN,
-            "not_granted",
-            format!(
-                "no host named {:?} is granted to {}: ask a gateway administrator for a grant",
-                request.host.as_str(),
-                user.name
-            ),
-        )
-    };
-    let host = gw
-        .store
-        .host(&request.host)
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(not_granted)?;
-    let grants = gw
-        .store
-        .grants(Some(&user.name))
-        .await
-        .map_err(ApiError::internal)?;
-    let mut principals: Vec<String> = Vec::new();
-    let mut permitted = false;
-    for grant in &grants {
-        if policy::permits(std::slice::from_ref(&grant.target), &host.name, &host.tags) {
-            permitted = true;
-            for principal in &grant.principals {
-                if !principals.contains(principal) {
-                    principals.push(principal.clone());
-                }
-            }
-        }
+    let (host, reach) = granted_host(&gw, &user, &request.host).await?;
+    if !reach.unrestricted {
+        return Err(launch_only(&user, &host.name));
     }
-    if !permitted {
-        return Err(not_granted());
-    }
+    let principals = reach.principals;
     if principals.is_empty() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -613,6 +704,94 @@ async fn ssh_certificate(
     }))
 }
 
+/// A host's vault secret for the one session the caller is opening, with the
+/// launch ticket that opens its tunnel. Audited before it leaves.
+async fn release_secret(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<axum::Json<SecretReleaseResponse>, ApiError> {
+    let user = gw.authenticate(&headers).await?;
+    let request: SecretReleaseRequest =
+        parse_json(&body, r#"{"host": "...", "kind": "password" or "ssh-key"}"#)?;
+    let (host, _reach) = granted_host(&gw, &user, &request.host).await?;
+    let Some(kek) = &gw.vault else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_credential",
+            "this gateway keeps no credentials (it has no vault key)",
+        ));
+    };
+    let preference: &[SecretKind] = match (request.kind, host.protocol) {
+        (Some(CredentialKind::Password), _) | (None, Protocol::Rdp) => &[SecretKind::Password],
+        (Some(CredentialKind::SshKey), _) => &[SecretKind::SshKey],
+        (None, Protocol::Ssh) => &[SecretKind::SshKey, SecretKind::Password],
+    };
+    let secrets = gw.store.secrets().await.map_err(ApiError::internal)?;
+    let Some(chosen) = preference.iter().find_map(|kind| {
+        secrets
+            .iter()
+            .find(|s| s.host == host.name && s.kind == *kind)
+    }) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_credential",
+            format!(
+                "the gateway holds no {} for {}: log on with your own credentials, or ask a gateway administrator",
+                preference
+                    .iter()
+                    .map(|k| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" or "),
+                host.name
+            ),
+        ));
+    };
+    let value = kek
+        .open(&chosen.host, chosen.kind, &chosen.user, &chosen.sealed)
+        .map_err(ApiError::internal)?;
+    let secret = Secret::new(
+        std::str::from_utf8(value.expose())
+            .map_err(|_| ApiError::internal("a vault secret is not UTF-8"))?
+            .to_owned(),
+    );
+    drop(value);
+    let now = clock::now_secs();
+    let launch_expires_at = now + LAUNCH_TICKET_SECONDS;
+    let launch_ticket = gw.signer.sign(&Claims {
+        kind: TokenKind::Launch,
+        sub: user.name.clone(),
+        adm: user.is_admin,
+        iat: now,
+        exp: launch_expires_at,
+        jti: random_hex(12),
+        host: Some(host.name.clone()),
+    });
+    let kind = match chosen.kind {
+        SecretKind::Password => CredentialKind::Password,
+        SecretKind::SshKey => CredentialKind::SshKey,
+    };
+    let login = (!chosen.user.is_empty()).then(|| chosen.user.clone());
+    let mut event = AuditEvent::new(AuditKind::SecretReleased);
+    event.user = Some(user.name.to_string());
+    event.host = Some(host.name.to_string());
+    event.reason = Some(format!(
+        "kind={} login={} launch_expires_at={launch_expires_at}",
+        kind.as_str(),
+        login.as_deref().unwrap_or("*"),
+    ));
+    // Audited before the secret leaves.
+    gw.audit(event).await?;
+    info!(user = %user.name, host = %host.name, kind = kind.as_str(), "vault secret released");
+    Ok(axum::Json(SecretReleaseResponse {
+        kind,
+        login,
+        secret,
+        launch_ticket,
+        launch_expires_at,
+    }))
+}
+
 async fn open_tunnel(
     State(gw): State<Arc<Gateway>>,
     axum::Extension(Peer(peer)): axum::Extension<Peer>,
@@ -639,26 +818,29 @@ async fn open_tunnel(
         ));
     };
 
-    let not_granted = || {
-        ApiError::new(
-            StatusCode::FORBIDDEN,
-            "not_granted",
-            format!(
-                "no host named {shown:?} is granted to {}: ask a gateway administrator for a grant",
-                user.name
-            ),
-        )
-    };
     let host = match requested.parse::<HostName>() {
         Ok(name) => gw.store.host(&name).await.map_err(ApiError::internal)?,
         Err(_) => None,
     };
-    let grants = granted(&gw, &user).await?;
-    let Some(host) = host.filter(|h| policy::permits(&grants, &h.name, &h.tags)) else {
+    let grants = grant_records(&gw, &user).await?;
+    let Some((host, reach)) = host
+        .map(|h| {
+            let reach = reach(&grants, &h);
+            (h, reach)
+        })
+        .filter(|(_, reach)| reach.permitted)
+    else {
         gw.deny_tunnel(Some(&user.name), &shown, peer, Refusal::NotGranted)
             .await?;
-        return Err(not_granted());
+        return Err(not_granted(&user, &shown));
     };
+    // Under launch-only grants, a tunnel opens only for the session a secret
+    // release started: its launch ticket names this user and this host.
+    if !reach.unrestricted && !gw.launch_ticket_admits(&headers, &user, &host.name) {
+        gw.deny_tunnel(Some(&user.name), &shown, peer, Refusal::LaunchOnly)
+            .await?;
+        return Err(launch_only(&user, &host.name));
+    }
 
     let slot = match gw.reserve_tunnel(&user.name) {
         Ok(slot) => slot,

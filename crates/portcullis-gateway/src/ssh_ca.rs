@@ -128,6 +128,65 @@ pub fn sign(ca: &PrivateKey, key: &PublicKey, request: &CertRequest<'_>) -> anyh
     Ok(certificate.to_openssh()?)
 }
 
+/// An OpenSSH key revocation list (PROTOCOL.krl) revoking `serials` of the
+/// certificates `ca` signed: what sshd's `RevokedKeys` reads. `version` grows
+/// with each list written (the number of revocations), `now` is Unix seconds.
+pub fn krl(ca: &PublicKey, serials: &[u64], version: u64, now: u64) -> anyhow::Result<Vec<u8>> {
+    const MAGIC: &[u8; 8] = b"SSHKRL\n\0";
+    const FORMAT_VERSION: u32 = 1;
+    const SECTION_CERTIFICATES: u8 = 1;
+    const CERT_SECTION_SERIAL_LIST: u8 = 0x20;
+    fn string(out: &mut Vec<u8>, bytes: &[u8]) {
+        let length = u32::try_from(bytes.len()).expect("a KRL field under 4 GiB");
+        out.extend_from_slice(&length.to_be_bytes());
+        out.extend_from_slice(bytes);
+    }
+    let mut out = Vec::with_capacity(128 + serials.len() * 8);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_be_bytes());
+    out.extend_from_slice(&version.to_be_bytes());
+    out.extend_from_slice(&now.to_be_bytes());
+    out.extend_from_slice(&0u64.to_be_bytes()); // flags
+    string(&mut out, b""); // reserved
+    string(&mut out, b"portcullis-gateway revoked certificates");
+    if !serials.is_empty() {
+        let mut sorted = serials.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut list = Vec::with_capacity(sorted.len() * 8);
+        for serial in sorted {
+            list.extend_from_slice(&serial.to_be_bytes());
+        }
+        let mut section = Vec::new();
+        string(&mut section, &ca.to_bytes().context("encoding the CA key")?);
+        string(&mut section, b""); // reserved
+        section.push(CERT_SECTION_SERIAL_LIST);
+        string(&mut section, &list);
+        out.push(SECTION_CERTIFICATES);
+        string(&mut out, &section);
+    }
+    Ok(out)
+}
+
+/// Writes the revocation list to `path` whole: a new file beside it, then a
+/// rename, so sshd never reads half a list.
+pub fn write_krl(path: &std::path::Path, krl: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let name = path
+        .file_name()
+        .ok_or_else(|| anyhow::anyhow!("{} names no file", path.display()))?;
+    let mut partial = name.to_owned();
+    partial.push(".new");
+    let partial = path.with_file_name(partial);
+    let mut file = std::fs::File::create(&partial)
+        .with_context(|| format!("cannot write {}", partial.display()))?;
+    file.write_all(krl)?;
+    file.sync_all()?;
+    std::fs::rename(&partial, path)
+        .with_context(|| format!("cannot replace {}", path.display()))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +231,66 @@ mod tests {
             ..request
         };
         assert!(sign(&ca, user_key.public_key(), &golden).is_err());
+    }
+
+    /// OpenSSH's own reader (`ssh-keygen -Q`) finds the revoked serials in the
+    /// list and nothing else.
+    #[test]
+    fn ssh_keygen_reads_the_revocation_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = ca();
+        let user_key = PrivateKey::from(Ed25519Keypair::from_seed(&[9; 32]));
+        let user: UserName = "alice".parse().unwrap();
+        let host: HostName = "vnet1".parse().unwrap();
+        let principals = vec!["pclab".to_owned()];
+        let now = clock_now();
+        let certificate = |serial| {
+            let request = CertRequest {
+                user: &user,
+                host: &host,
+                principals: &principals,
+                now,
+                validity_seconds: 300,
+                serial,
+            };
+            let path = dir.path().join(format!("c{serial}-cert.pub"));
+            std::fs::write(&path, sign(&ca, user_key.public_key(), &request).unwrap()).unwrap();
+            path
+        };
+        let (revoked, kept) = (certificate(1 << 40), certificate(5));
+        let list = dir.path().join("revoked.krl");
+        write_krl(
+            &list,
+            &krl(ca.public_key(), &[1 << 40, 3, 1 << 40], 2, now).unwrap(),
+        )
+        .unwrap();
+        let query = |cert: &std::path::Path| {
+            std::process::Command::new("ssh-keygen")
+                .arg("-Q")
+                .arg("-f")
+                .arg(&list)
+                .arg(cert)
+                .output()
+                .expect("ssh-keygen (openssh-client) is installed by the set-up")
+        };
+        let out = query(&revoked);
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("REVOKED"),
+            "{out:?}"
+        );
+        let out = query(&kept);
+        assert!(out.status.success(), "{out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(": ok"),
+            "{out:?}"
+        );
+        // An empty list is a valid list that revokes nothing.
+        write_krl(&list, &krl(ca.public_key(), &[], 0, now).unwrap()).unwrap();
+        assert!(query(&revoked).status.success());
+    }
+
+    fn clock_now() -> u64 {
+        crate::clock::now_secs()
     }
 
     #[test]

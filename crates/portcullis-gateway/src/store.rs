@@ -68,6 +68,16 @@ pub struct GrantRecord {
     pub target: GrantTarget,
     /// Login names a certificate from the gateway may carry for these hosts.
     pub principals: Vec<String>,
+    /// Sessions with the gateway's credential only: no bare tunnel, no certificate.
+    pub launch_only: bool,
+}
+
+/// A revoked certificate serial.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedCert {
+    pub serial: u64,
+    pub reason: String,
+    pub revoked_ms: i64,
 }
 
 #[derive(Clone, Debug)]
@@ -260,16 +270,18 @@ impl Store {
     // ----- grants -----
 
     pub async fn add_grant(&self, user: &UserName, target: &GrantTarget) -> StoreResult<()> {
-        self.add_grant_with_principals(user, target, &[]).await
+        self.add_grant_with(user, target, &[], false).await
     }
 
     /// A grant whose hosts the user may also reach with an SSH certificate from
-    /// the gateway, as any of `principals` (validated by the caller).
-    pub async fn add_grant_with_principals(
+    /// the gateway, as any of `principals` (validated by the caller); or, when
+    /// `launch_only`, only in sessions the gateway's credential logs on.
+    pub async fn add_grant_with(
         &self,
         user: &UserName,
         target: &GrantTarget,
         principals: &[String],
+        launch_only: bool,
     ) -> StoreResult<()> {
         let user_id = self.user_id(user).await?;
         let principals = principals.join(",");
@@ -282,18 +294,22 @@ impl Store {
                     .ok_or_else(|| StoreError::NotFound(format!("no host named {host}")))?
                     .get(0);
                 sqlx::query(
-                    "INSERT INTO grants (user_id, host_id, principals, created_ms) VALUES (?, ?, ?, ?)",
+                    "INSERT INTO grants (user_id, host_id, principals, launch_only, created_ms)
+                     VALUES (?, ?, ?, ?, ?)",
                 )
                 .bind(user_id)
                 .bind(host_id)
                 .bind(principals)
+                .bind(launch_only)
             }
             GrantTarget::Tag(tag) => sqlx::query(
-                "INSERT INTO grants (user_id, tag, principals, created_ms) VALUES (?, ?, ?, ?)",
+                "INSERT INTO grants (user_id, tag, principals, launch_only, created_ms)
+                 VALUES (?, ?, ?, ?, ?)",
             )
             .bind(user_id)
             .bind(tag.as_str())
-            .bind(principals),
+            .bind(principals)
+            .bind(launch_only),
         };
         query
             .bind(now_ms())
@@ -334,7 +350,7 @@ impl Store {
     /// All grants, or those of one user.
     pub async fn grants(&self, user: Option<&UserName>) -> StoreResult<Vec<GrantRecord>> {
         let rows = sqlx::query(
-            "SELECT g.id, u.name, h.name, g.tag, g.principals FROM grants g
+            "SELECT g.id, u.name, h.name, g.tag, g.principals, g.launch_only FROM grants g
              JOIN users u ON u.id = g.user_id
              LEFT JOIN hosts h ON h.id = g.host_id
              WHERE ?1 IS NULL OR u.name = ?1
@@ -369,6 +385,7 @@ impl Store {
                         .filter(|p| !p.is_empty())
                         .map(str::to_owned)
                         .collect(),
+                    launch_only: r.get(5),
                 })
             })
             .collect()
@@ -460,6 +477,43 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())
+    }
+
+    /// Records a revoked certificate serial; revoking one twice is a conflict.
+    pub async fn revoke_cert(&self, serial: u64, reason: &str) -> StoreResult<()> {
+        let serial = i64::try_from(serial)
+            .map_err(|_| StoreError::NotFound(format!("no certificate has serial {serial}")))?;
+        sqlx::query("INSERT INTO revoked_certs (serial, reason, revoked_ms) VALUES (?, ?, ?)")
+            .bind(serial)
+            .bind(reason)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict(format!("serial {serial} is revoked already"))
+                } else {
+                    e.into()
+                }
+            })?;
+        Ok(())
+    }
+
+    /// Every revoked serial, smallest first.
+    pub async fn revoked_certs(&self) -> StoreResult<Vec<RevokedCert>> {
+        let rows =
+            sqlx::query("SELECT serial, reason, revoked_ms FROM revoked_certs ORDER BY serial")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RevokedCert {
+                    serial: u64::try_from(r.get::<i64, _>(0)).map_err(corrupt("serial"))?,
+                    reason: r.get(1),
+                    revoked_ms: r.get(2),
+                })
+            })
+            .collect()
     }
 
     /// Replaces sealed values in one transaction (a key rotation): all or none.
@@ -665,6 +719,31 @@ mod tests {
             s.set_user_disabled(&"bob".parse().unwrap(), true).await,
             Err(StoreError::NotFound(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn launch_only_grants_and_revoked_serials_are_kept() {
+        let (_dir, s) = store().await;
+        let bob: UserName = "bob".parse().unwrap();
+        let desk: Tag = "desk".parse().unwrap();
+        s.add_user(&bob, "hash", false).await.unwrap();
+        s.add_grant_with(&bob, &GrantTarget::Tag(desk.clone()), &[], true)
+            .await
+            .unwrap();
+        let grants = s.grants(Some(&bob)).await.unwrap();
+        assert_eq!(grants.len(), 1);
+        assert!(grants[0].launch_only);
+        s.revoke_cert(1 << 62, "laptop stolen").await.unwrap();
+        s.revoke_cert(7, "left").await.unwrap();
+        assert!(matches!(
+            s.revoke_cert(7, "again").await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(s.revoke_cert(u64::MAX, "too big").await.is_err());
+        let revoked = s.revoked_certs().await.unwrap();
+        let serials: Vec<u64> = revoked.iter().map(|r| r.serial).collect();
+        assert_eq!(serials, [7, 1 << 62]);
+        assert_eq!(revoked[1].reason, "laptop stolen");
     }
 
     #[tokio::test]

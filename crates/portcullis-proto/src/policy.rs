@@ -36,16 +36,20 @@ pub enum Refusal {
     /// The catalogued address did not accept a connection.
     Unreachable,
     LoginThrottled,
+    /// Only launch-only grants reach the host, and the request carries no valid
+    /// launch ticket for it (a bare tunnel under a help-desk grant).
+    LaunchOnly,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 6] = [
+    pub const ALL: [Refusal; 7] = [
         Refusal::Unauthenticated,
         Refusal::NotGranted,
         Refusal::UserTunnelLimit,
         Refusal::TotalTunnelLimit,
         Refusal::Unreachable,
         Refusal::LoginThrottled,
+        Refusal::LaunchOnly,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -56,6 +60,7 @@ impl Refusal {
             Refusal::TotalTunnelLimit => "total_tunnel_limit",
             Refusal::Unreachable => "unreachable",
             Refusal::LoginThrottled => "login_throttled",
+            Refusal::LaunchOnly => "launch_only",
         }
     }
 }

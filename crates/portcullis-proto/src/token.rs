@@ -24,6 +24,8 @@ const CLOCK_SKEW_SECS: u64 = 60;
 pub enum TokenKind {
     Access,
     Refresh,
+    /// Lets one session open a tunnel under a launch-only grant; names the host.
+    Launch,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -38,6 +40,9 @@ pub struct Claims {
     pub exp: u64,
     /// Unique id, so two tokens issued in the same second differ.
     pub jti: String,
+    /// The one host a launch token opens a tunnel to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<crate::names::HostName>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -150,6 +155,7 @@ mod tests {
             iat,
             exp,
             jti: "00ff".into(),
+            host: None,
         }
     }
 

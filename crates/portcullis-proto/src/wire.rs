@@ -87,6 +87,17 @@ pub struct HostEntry {
     pub address: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
+    /// The gateway holds a credential for this host that it releases to you for
+    /// a session (`POST /v1/secrets/release`).
+    #[serde(default)]
+    pub gateway_credential: bool,
+    /// Your grants name a login an SSH certificate from the gateway may carry.
+    #[serde(default)]
+    pub ssh_certificate: bool,
+    /// Every grant that reaches this host is launch-only: sessions with the
+    /// gateway's credential, never a bare tunnel.
+    #[serde(default)]
+    pub launch_only: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -112,6 +123,51 @@ pub struct SshCertificateResponse {
     /// Unix seconds.
     pub valid_before: u64,
 }
+
+/// What a host's vault secret is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CredentialKind {
+    Password,
+    /// An OpenSSH private key (PEM text).
+    SshKey,
+}
+
+impl CredentialKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialKind::Password => "password",
+            CredentialKind::SshKey => "ssh-key",
+        }
+    }
+}
+
+/// `POST /v1/secrets/release`: the host's vault secret, for the one session the
+/// caller is opening. `kind` narrows the choice (default: an SSH key before a
+/// password for SSH hosts, a password for RDP hosts).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretReleaseRequest {
+    pub host: HostName,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<CredentialKind>,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct SecretReleaseResponse {
+    pub kind: CredentialKind,
+    /// The login the secret belongs to, when the vault names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<String>,
+    pub secret: Secret<String>,
+    /// Opens one tunnel to this host (`X-Portcullis-Launch`), needed under a
+    /// launch-only grant; valid until `launch_expires_at` (Unix seconds).
+    pub launch_ticket: Secret<String>,
+    pub launch_expires_at: u64,
+}
+
+/// The header that carries a launch ticket on a tunnel request.
+pub const LAUNCH_HEADER: &str = "x-portcullis-launch";
 
 /// Every error the API returns: a stable machine code and a sentence a person can act on.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -150,10 +206,36 @@ mod tests {
             tags: vec![],
             address: None,
             port: None,
+            gateway_credential: false,
+            ssh_certificate: true,
+            launch_only: false,
         };
         assert_eq!(
             serde_json::to_string(&entry).unwrap(),
-            r#"{"name":"web1","protocol":"ssh","tags":[]}"#
+            r#"{"name":"web1","protocol":"ssh","tags":[],"gateway_credential":false,"ssh_certificate":true,"launch_only":false}"#
+        );
+        // An older gateway's entry still reads, with nothing offered.
+        let old: HostEntry =
+            serde_json::from_str(r#"{"name":"web1","protocol":"ssh","tags":[]}"#).unwrap();
+        assert!(!old.gateway_credential && !old.ssh_certificate && !old.launch_only);
+    }
+
+    #[test]
+    fn a_released_secret_hides_its_value_and_kinds_read_as_the_cli_writes_them() {
+        let released: SecretReleaseResponse = serde_json::from_str(
+            r#"{"kind":"ssh-key","login":"pclab","secret":"hunter22","launch_ticket":"pc1.x.y","launch_expires_at":5}"#,
+        )
+        .unwrap();
+        assert_eq!(released.kind, CredentialKind::SshKey);
+        assert_eq!(released.kind.as_str(), "ssh-key");
+        let shown = format!("{released:?}");
+        assert!(
+            !shown.contains("hunter22") && !shown.contains("pc1.x.y"),
+            "{shown}"
+        );
+        assert!(
+            serde_json::from_str::<SecretReleaseRequest>(r#"{"host":"web1","kind":"pin"}"#)
+                .is_err()
         );
     }
 }

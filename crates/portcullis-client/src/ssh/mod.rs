@@ -6,6 +6,7 @@
 
 mod hostkey;
 mod keyfix;
+mod keys;
 mod shell;
 
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use russh::{ChannelMsg, client};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use hostkey::HostKeyTrust;
+pub use keys::{LoadedKey, decode_key};
 pub use shell::{ExitInfo, PtyRequest, Shell, ShellEvent, ShellReader, ShellWriter};
 
 use hostkey::Verifier;
@@ -91,12 +93,20 @@ pub enum AuthMethod {
     },
     Password,
     KeyboardInteractive,
+    /// A key already in memory (from a gateway's vault or the app's store),
+    /// with a certificate when one came with it. Never stored or serialized.
+    #[serde(skip)]
+    Loaded {
+        key: LoadedKey,
+    },
 }
 
 impl AuthMethod {
     fn server_name(&self) -> &'static str {
         match self {
-            AuthMethod::Agent | AuthMethod::KeyFile { .. } => "publickey",
+            AuthMethod::Agent | AuthMethod::KeyFile { .. } | AuthMethod::Loaded { .. } => {
+                "publickey"
+            }
             AuthMethod::Password => "password",
             AuthMethod::KeyboardInteractive => "keyboard-interactive",
         }
@@ -108,6 +118,10 @@ impl AuthMethod {
             AuthMethod::KeyFile { path } => format!("key {}", path.display()),
             AuthMethod::Password => "password".into(),
             AuthMethod::KeyboardInteractive => "keyboard-interactive".into(),
+            AuthMethod::Loaded { key } if key.certificate().is_some() => {
+                format!("certificate for {}", key.label)
+            }
+            AuthMethod::Loaded { key } => key.label.clone(),
         }
     }
 }
@@ -213,8 +227,6 @@ impl Prompter for FixedAnswers {
 
 /// Longest private key file read; OpenSSH's largest (RSA 16384) is far smaller.
 const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
-/// Passphrase attempts per key, as OpenSSH allows.
-const PASSPHRASE_ATTEMPTS: usize = 3;
 /// Password attempts per connection, as OpenSSH asks (NumberOfPasswordPrompts).
 const PASSWORD_ATTEMPTS: usize = 3;
 /// Keyboard-interactive rounds before giving up on a server that keeps asking.
@@ -370,6 +382,7 @@ impl SshSession {
                 AuthMethod::KeyFile { path } => self.try_key_file(auth, path, prompter).await,
                 AuthMethod::Password => self.try_password(auth, prompter).await,
                 AuthMethod::KeyboardInteractive => self.try_interactive(auth, prompter).await,
+                AuthMethod::Loaded { key } => self.try_loaded(auth, key).await,
             };
             match outcome? {
                 Attempt::Accepted => return Ok(()),
@@ -465,32 +478,8 @@ impl SshSession {
         }
         let text =
             Secret::new(std::fs::read_to_string(path).map_err(|e| key_error(e.to_string()))?);
-        // An ECDSA key whose scalar OpenSSH wrote a byte short is read at full width.
-        let text = match keyfix::widen_ecdsa_scalar(text.expose()) {
-            Some(widened) => Secret::new(widened.to_string()),
-            None => text,
-        };
-        let key = match russh::keys::decode_secret_key(text.expose(), None) {
-            Ok(key) => key,
-            Err(russh::keys::Error::KeyIsEncrypted) => {
-                let mut attempts = 0;
-                loop {
-                    attempts += 1;
-                    let Some(passphrase) = prompter.passphrase(path).await else {
-                        return Ok(Attempt::Skipped("passphrase not given".into()));
-                    };
-                    match russh::keys::decode_secret_key(text.expose(), Some(passphrase.expose())) {
-                        Ok(key) => break key,
-                        Err(_) if attempts < PASSPHRASE_ATTEMPTS => continue,
-                        Err(_) => {
-                            return Err(key_error(format!(
-                                "wrong passphrase ({PASSPHRASE_ATTEMPTS} attempts)"
-                            )));
-                        }
-                    }
-                }
-            }
-            Err(e) => return Err(key_error(e.to_string())),
+        let Some(key) = decode_key(&text, path, prompter).await? else {
+            return Ok(Attempt::Skipped("passphrase not given".into()));
         };
         let hash = self.rsa_hash().await?;
         let result = self
@@ -501,6 +490,32 @@ impl SshSession {
             )
             .await
             .map_err(|e| self.lost(e))?;
+        Ok(Attempt::from(result))
+    }
+
+    /// A key in memory; with its certificate when it has one.
+    async fn try_loaded(&mut self, auth: &SshAuth, key: &LoadedKey) -> Result<Attempt, SshError> {
+        let result = match key.certificate() {
+            Some(certificate) => self
+                .handle
+                .authenticate_openssh_cert(
+                    auth.user.clone(),
+                    std::sync::Arc::clone(key.private_key()),
+                    certificate.clone(),
+                )
+                .await
+                .map_err(|e| self.lost(e))?,
+            None => {
+                let hash = self.rsa_hash().await?;
+                self.handle
+                    .authenticate_publickey(
+                        auth.user.clone(),
+                        PrivateKeyWithHashAlg::new(std::sync::Arc::clone(key.private_key()), hash),
+                    )
+                    .await
+                    .map_err(|e| self.lost(e))?
+            }
+        };
         Ok(Attempt::from(result))
     }
 
