@@ -43,6 +43,11 @@ fn main() {
             "rdp_resize",
             "rdp_clipboard",
             "rdp_sync_clipboard",
+            "keys_list",
+            "key_generate",
+            "key_import",
+            "key_delete",
+            "key_copy_public",
         ]));
     if let Err(e) = tauri_build::try_build(attributes.config_path("../tauri.conf.json")) {
         panic!("tauri build step: {e:#}");

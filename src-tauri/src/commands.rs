@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use portcullis_client::Client;
 use portcullis_client::dial::{Dialer, JumpHop, Route};
+use portcullis_client::gateway_auth::GatewayPassword;
 use portcullis_client::home::ClientHome;
 use portcullis_client::inventory::{
     Folder, Gateway, HistoryEntry, Host, HostDraft, Inventory, Protocol, RdpSettings, RouteSpec,
@@ -11,7 +12,7 @@ use portcullis_client::inventory::{
 use portcullis_client::secrets::{SecretStore, StoreChoice, StoreStatus};
 use portcullis_client::session::PinPolicy;
 use portcullis_client::ssh::{
-    AuthMethod, HostKeyTrust, PtyRequest, SshAuth, SshSession, SshTarget,
+    AuthMethod, HostKeyTrust, Prompter, PtyRequest, SshAuth, SshSession, SshTarget,
 };
 use portcullis_client::terminal::{SessionEnd, TerminalEvent, TerminalSession};
 use portcullis_proto::wire::HostEntry;
@@ -313,10 +314,15 @@ pub enum Target {
     Gateway {
         gateway: String,
         host: String,
+        /// May be empty with `from_gateway`: the vault names the login.
+        #[serde(default)]
         user: String,
         /// As the gateway's host list says.
         #[serde(default = "ssh")]
         protocol: Protocol,
+        /// Log on with the host's credential from the gateway's vault.
+        #[serde(default)]
+        from_gateway: bool,
     },
 }
 
@@ -324,11 +330,19 @@ fn ssh() -> Protocol {
     Protocol::Ssh
 }
 
-fn default_methods() -> Vec<AuthMethod> {
+/// OpenSSH's order: the agent, the app's keys, the usual key files, then
+/// keyboard-interactive and password.
+fn default_methods(app_keys: &[i64]) -> Vec<AuthMethod> {
     let mut methods = Vec::new();
     if std::env::var_os("SSH_AUTH_SOCK").is_some() {
         methods.push(AuthMethod::Agent);
     }
+    methods.extend(
+        app_keys
+            .iter()
+            .take(4)
+            .map(|&key_id| AuthMethod::AppKey { key_id }),
+    );
     if let Some(home) = std::env::var_os("HOME") {
         for name in ["id_ed25519", "id_ecdsa", "id_rsa"] {
             let path = std::path::Path::new(&home).join(".ssh").join(name);
@@ -342,9 +356,9 @@ fn default_methods() -> Vec<AuthMethod> {
     methods
 }
 
-fn auth_of(host: &Host) -> SshAuth {
+fn auth_of(host: &Host, app_keys: &[i64]) -> SshAuth {
     let mut methods = if host.auth.is_empty() {
-        default_methods()
+        default_methods(app_keys)
     } else {
         host.auth.clone()
     };
@@ -386,6 +400,7 @@ fn password_slot(host: &Host, auth: &SshAuth) -> PasswordSlot {
 
 /// Where to connect: route, the name host keys are checked under, port, auth,
 /// and the history labels.
+#[derive(Clone)]
 pub(crate) struct Plan {
     pub(crate) protocol: Protocol,
     /// The display settings of an RDP inventory host (defaults otherwise).
@@ -400,16 +415,33 @@ pub(crate) struct Plan {
     pub(crate) passwords: Vec<PasswordSlot>,
 }
 
+/// The app keys tried when a host names no method: only while the secret
+/// store is open (a locked store is not asked to open for them).
+async fn usable_app_keys(state: &AppState) -> Result<Vec<i64>, UiError> {
+    if !state.secrets.ready().await {
+        return Ok(Vec::new());
+    }
+    Ok(state
+        .inventory
+        .ssh_keys()
+        .await?
+        .into_iter()
+        .map(|k| k.id)
+        .collect())
+}
+
 pub(crate) async fn plan(state: &AppState, target: Target) -> Result<Plan, UiError> {
+    let app_keys = usable_app_keys(state).await?;
     match target {
         Target::Gateway {
             gateway,
             host,
             user,
             protocol,
+            from_gateway,
         } => {
             let user = user.trim().to_owned();
-            if user.is_empty()
+            if (user.is_empty() && !from_gateway)
                 || user.len() > 64
                 || user.chars().any(|c| c.is_whitespace() || c.is_control())
             {
@@ -427,7 +459,11 @@ pub(crate) async fn plan(state: &AppState, target: Target) -> Result<Plan, UiErr
                 port: if protocol == Protocol::Rdp { 3389 } else { 22 },
                 auth: SshAuth {
                     user,
-                    methods: default_methods(),
+                    methods: if from_gateway {
+                        vec![AuthMethod::FromGateway]
+                    } else {
+                        default_methods(&app_keys)
+                    },
                     agent_socket: None,
                 },
                 gateway_url: Some(gateway),
@@ -462,7 +498,7 @@ pub(crate) async fn plan(state: &AppState, target: Target) -> Result<Plan, UiErr
                         let hop = all.iter().find(|h| &h.name == name).ok_or_else(|| {
                             UiError::new("not_found", format!("jump host {name:?} was removed"))
                         })?;
-                        let auth = auth_of(hop);
+                        let auth = auth_of(hop, &app_keys);
                         passwords.push(password_slot(hop, &auth));
                         jump.push(JumpHop {
                             host: hop.address.clone(),
@@ -473,7 +509,7 @@ pub(crate) async fn plan(state: &AppState, target: Target) -> Result<Plan, UiErr
                     (Route::Jump { hops: jump }, None)
                 }
             };
-            let auth = auth_of(&host);
+            let auth = auth_of(&host, &app_keys);
             passwords.push(password_slot(&host, &auth));
             Ok(Plan {
                 protocol: host.protocol,
@@ -531,7 +567,7 @@ pub async fn session_open(
 async fn run_session(
     app: tauri::AppHandle,
     id: u64,
-    plan: Plan,
+    mut plan: Plan,
     history: i64,
     size: ScreenSize,
     channel: Channel<SessionEvent>,
@@ -540,6 +576,14 @@ async fn run_session(
     let state = app.state::<AppState>();
     let (dialer, saved) = state.dialer_for(&plan, &channel);
     let connected = async {
+        // App keys, gateway certificates and the gateway's credential, just in time.
+        let prompter = match crate::keys::resolve_auth(&state, &mut plan).await? {
+            Some(password) => {
+                Arc::new(GatewayPassword::new(Arc::clone(&dialer.prompter), password))
+                    as Arc<dyn Prompter>
+            }
+            None => Arc::clone(&dialer.prompter),
+        };
         let connection = dialer.dial(&plan.route, &plan.host, plan.port).await?;
         let route = connection.route();
         let session = SshSession::connect(
@@ -550,7 +594,7 @@ async fn run_session(
             },
             &plan.auth,
             dialer.trust.clone(),
-            Arc::clone(&dialer.prompter),
+            prompter,
             &dialer.ssh,
         )
         .await?;
@@ -799,6 +843,10 @@ mod tests {
                 crate::desktop::rdp_resize,
                 crate::desktop::rdp_clipboard,
                 crate::desktop::rdp_sync_clipboard,
+                crate::keys::keys_list,
+                crate::keys::key_generate,
+                crate::keys::key_import,
+                crate::keys::key_delete,
             ])
             .build(mock_context(noop_assets()))
             .unwrap();
@@ -982,5 +1030,61 @@ mod tests {
         let saved = call(&h, "host_save", draft("web1", 22)).unwrap();
         let forgot = call(&h, "host_forget_password", json!({"id": saved["id"]})).unwrap();
         assert_eq!(forgot["credential_ref"], Value::Null);
+    }
+
+    #[test]
+    fn keys_are_generated_imported_listed_and_forgotten_through_the_commands() {
+        let h = harness();
+        // No store open: no key is kept, and the UI is told to unlock.
+        let locked = call(&h, "key_generate", json!({"name": "laptop"})).unwrap_err();
+        assert_eq!(locked["code"], "secrets_locked");
+        call(&h, "secrets_unlock", json!({"master": "ui-master-1"})).unwrap();
+        let key = call(&h, "key_generate", json!({"name": "laptop"})).unwrap();
+        assert_eq!(key["algorithm"], "ssh-ed25519");
+        assert!(key["fingerprint"].as_str().unwrap().starts_with("SHA256:"));
+        assert!(
+            key.get("secret_ref").is_none(),
+            "the store entry stays inside"
+        );
+        let listed = call(&h, "keys_list", json!({})).unwrap();
+        assert_eq!(listed["keys"].as_array().unwrap().len(), 1);
+        assert_eq!(listed["keys"][0]["public_key"], key["public_key"]);
+        let empty = call(&h, "key_generate", json!({"name": " "})).unwrap_err();
+        assert_eq!(empty["field"], "name");
+
+        // An encrypted key: the passphrase is asked for, and a wrong one said so.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("id_ed25519");
+        let made = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "ui-passphrase", "-f"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(made.status.success());
+        let import = |passphrase: Value| {
+            call(
+                &h,
+                "key_import",
+                json!({"name": "work", "path": path.to_str().unwrap(), "passphrase": passphrase}),
+            )
+        };
+        assert_eq!(import(Value::Null).unwrap_err()["field"], "passphrase");
+        let wrong = import(json!("nope")).unwrap_err();
+        assert_eq!(wrong["message"], "wrong passphrase");
+        assert!(!wrong.to_string().contains("nope"));
+        let imported = import(json!("ui-passphrase")).unwrap();
+        assert_eq!(imported["origin"], "imported");
+        let missing = call(
+            &h,
+            "key_import",
+            json!({"name": "x", "path": "/nonexistent/key", "passphrase": null}),
+        )
+        .unwrap_err();
+        assert_eq!(missing["field"], "path");
+
+        call(&h, "key_delete", json!({"id": key["id"]})).unwrap();
+        let listed = call(&h, "keys_list", json!({})).unwrap();
+        assert_eq!(listed["keys"].as_array().unwrap().len(), 1);
+        assert_eq!(listed["keys"][0]["name"], "work");
     }
 }

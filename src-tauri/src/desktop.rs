@@ -92,6 +92,13 @@ async fn os_clipboard_text() -> Option<String> {
     (text.len() <= portcullis_client::rdp::MAX_CLIPBOARD_BYTES).then_some(text)
 }
 
+/// Puts `text` on the OS clipboard.
+pub(crate) async fn set_os_clipboard_text(text: String) -> Result<(), String> {
+    tauri::async_runtime::spawn_blocking(move || with_os_clipboard(|c| c.set_text(text)))
+        .await
+        .map_err(|e| e.to_string())?
+}
+
 async fn set_os_clipboard(text: String) {
     let set =
         tauri::async_runtime::spawn_blocking(move || with_os_clipboard(|c| c.set_text(text))).await;
@@ -143,6 +150,10 @@ async fn connect(
     dialer: &Dialer,
 ) -> Result<(RdpSession, &'static str), UiError> {
     let store = CertStore::new(state.home.dir().join("rdp_certificates"));
+    // The gateway's password for this host, released for this session only.
+    let mut plan = plan.clone();
+    let from_gateway = crate::keys::rdp_password(state, &mut plan).await?;
+    let plan = &plan;
     let user = plan.auth.user.clone();
     let options = RdpOptions {
         width: size.0,
@@ -160,7 +171,7 @@ async fn connect(
         // certificate is trusted, through the same prompter.
         let credentials = RdpCredentials {
             user: user.clone(),
-            password: None,
+            password: from_gateway.clone(),
             domain: Some(plan.rdp.domain.clone()).filter(|d| !d.is_empty()),
         };
         match RdpSession::connect(
@@ -177,7 +188,12 @@ async fn connect(
         .await
         {
             Ok((session, _)) => return Ok((session, route)),
-            Err(RdpError::AuthRejected { .. }) if attempt < PASSWORD_ATTEMPTS => continue,
+            // A person may retype a password; the gateway's is not asked again.
+            Err(RdpError::AuthRejected { .. })
+                if attempt < PASSWORD_ATTEMPTS && from_gateway.is_none() =>
+            {
+                continue;
+            }
             Err(e) => return Err(e.into()),
         }
     }

@@ -3,7 +3,9 @@
 //! ever goes into one (the client core's errors carry none).
 
 use portcullis_client::ClientError;
+use portcullis_client::appkeys::KeyError;
 use portcullis_client::dial::DialError;
+use portcullis_client::gateway_auth::GatewayAuthError;
 use portcullis_client::inventory::InventoryError;
 use portcullis_client::rdp::RdpError;
 use portcullis_client::secrets::SecretsError;
@@ -152,6 +154,25 @@ impl From<SecretsError> for UiError {
                 UiError::new("secrets_locked", e.to_string())
             }
             _ => UiError::new("secrets", e.to_string()),
+        }
+    }
+}
+
+impl From<KeyError> for UiError {
+    fn from(e: KeyError) -> UiError {
+        match e {
+            KeyError::Invalid { field, message } => UiError::invalid(field, message),
+            KeyError::Inventory(e) => e.into(),
+            KeyError::Secrets(e) => e.into(),
+        }
+    }
+}
+
+impl From<GatewayAuthError> for UiError {
+    fn from(e: GatewayAuthError) -> UiError {
+        match e {
+            GatewayAuthError::Gateway(e) => e.into(),
+            GatewayAuthError::Ssh(e) => e.into(),
         }
     }
 }

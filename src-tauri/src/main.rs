@@ -7,6 +7,7 @@
 mod commands;
 mod desktop;
 mod error;
+mod keys;
 mod sessions;
 
 use portcullis_client::home::ClientHome;
@@ -64,6 +65,11 @@ fn main() {
             desktop::rdp_resize,
             desktop::rdp_clipboard,
             desktop::rdp_sync_clipboard,
+            keys::keys_list,
+            keys::key_generate,
+            keys::key_import,
+            keys::key_delete,
+            keys::key_copy_public,
         ])
         .run(tauri::generate_context!("../tauri.conf.json"));
     if let Err(e) = result {

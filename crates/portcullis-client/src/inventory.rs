@@ -197,6 +197,25 @@ pub struct Gateway {
     pub pinned_fingerprint: Option<String>,
 }
 
+/// An SSH key the app keeps: what the UI shows of it. The private half is in
+/// the secret store under `secret_ref`, never here.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AppKey {
+    pub id: i64,
+    pub name: String,
+    /// `ssh-ed25519`, `ecdsa-sha2-nistp256`, `ssh-rsa`, …
+    pub algorithm: String,
+    /// `SHA256:…`, as `ssh-keygen -l` prints it.
+    pub fingerprint: String,
+    /// One OpenSSH line, for a host's `authorized_keys`.
+    pub public_key: String,
+    #[serde(skip)]
+    pub secret_ref: String,
+    /// `generated` or `imported`.
+    pub origin: String,
+    pub created_at: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct HistoryEntry {
     pub id: i64,
@@ -371,14 +390,34 @@ impl Inventory {
                 format!("at most {MAX_AUTH_METHODS} methods"),
             ));
         }
+        let through_gateway = matches!(draft.route, RouteSpec::Gateway { .. });
         for method in &draft.auth {
-            if let AuthMethod::KeyFile { path } = method
-                && (path.as_os_str().is_empty() || path.as_os_str().len() > 4096)
-            {
-                return Err(invalid(
-                    "key_file",
-                    "enter the path of the private key file",
-                ));
+            match method {
+                AuthMethod::KeyFile { path }
+                    if path.as_os_str().is_empty() || path.as_os_str().len() > 4096 =>
+                {
+                    return Err(invalid(
+                        "key_file",
+                        "enter the path of the private key file",
+                    ));
+                }
+                AuthMethod::AppKey { key_id } | AuthMethod::GatewayCertificate { key_id }
+                    if self.ssh_key(*key_id).await.is_err() =>
+                {
+                    return Err(invalid("app_key", "that key is not in the app any more"));
+                }
+                AuthMethod::GatewayCertificate { .. } | AuthMethod::FromGateway
+                    if !through_gateway =>
+                {
+                    return Err(invalid(
+                        "auth",
+                        "the gateway signs in only for hosts reached through it: choose a gateway route",
+                    ));
+                }
+                AuthMethod::Loaded { .. } => {
+                    return Err(invalid("auth", "a key in memory is never saved"));
+                }
+                _ => {}
             }
         }
         if let Some(reference) = &draft.credential_ref {
@@ -567,6 +606,92 @@ impl Inventory {
             return Err(InventoryError::NotFound { what: "host", id });
         }
         Ok(())
+    }
+
+    /// The app's SSH keys, by name.
+    pub async fn ssh_keys(&self) -> Result<Vec<AppKey>, InventoryError> {
+        sqlx::query(
+            "SELECT id, name, algorithm, fingerprint, public_key, secret_ref, origin, created_at
+             FROM ssh_keys ORDER BY name COLLATE NOCASE",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(AppKey {
+                id: r.get(0),
+                name: r.get(1),
+                algorithm: r.get(2),
+                fingerprint: r.get(3),
+                public_key: r.get(4),
+                secret_ref: r.get(5),
+                origin: r.get(6),
+                created_at: r.get(7),
+            })
+        })
+        .collect()
+    }
+
+    pub async fn ssh_key(&self, id: i64) -> Result<AppKey, InventoryError> {
+        self.ssh_keys()
+            .await?
+            .into_iter()
+            .find(|k| k.id == id)
+            .ok_or(InventoryError::NotFound { what: "key", id })
+    }
+
+    /// Records a key whose private half is already in the secret store under
+    /// `key.secret_ref`; `key.id` and `key.created_at` are set here.
+    pub async fn add_ssh_key(&self, key: &AppKey) -> Result<AppKey, InventoryError> {
+        let name = plain_text("name", &key.name, 64)?;
+        let id = sqlx::query(
+            "INSERT INTO ssh_keys (name, algorithm, fingerprint, public_key, secret_ref, origin, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&name)
+        .bind(&key.algorithm)
+        .bind(&key.fingerprint)
+        .bind(&key.public_key)
+        .bind(&key.secret_ref)
+        .bind(&key.origin)
+        .bind(now())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                invalid("name", format!("a key named {name:?} exists"))
+            }
+            _ => e.into(),
+        })?
+        .last_insert_rowid();
+        self.ssh_key(id).await
+    }
+
+    /// Forgets a key; refused while a host signs in with it.
+    pub async fn delete_ssh_key(&self, id: i64) -> Result<AppKey, InventoryError> {
+        let key = self.ssh_key(id).await?;
+        let users: Vec<String> = self
+            .hosts()
+            .await?
+            .into_iter()
+            .filter(|h| {
+                h.auth.iter().any(|m| {
+                    matches!(m, AuthMethod::AppKey { key_id } | AuthMethod::GatewayCertificate { key_id } if *key_id == id)
+                })
+            })
+            .map(|h| h.name)
+            .collect();
+        if !users.is_empty() {
+            return Err(invalid(
+                "key",
+                format!("{} signs in with it", users.join(", ")),
+            ));
+        }
+        sqlx::query("DELETE FROM ssh_keys WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(key)
     }
 
     /// Deletes a host; refused while another host uses it as a jump host.

@@ -5,6 +5,7 @@
 //! INVARIANT: nothing here prints or logs a password or a token.
 
 pub mod api;
+pub mod appkeys;
 pub mod dial;
 pub mod error;
 pub mod gateway_auth;

@@ -214,6 +214,15 @@ impl SecretStore {
         self.status().await.state == StoreState::Ready
     }
 
+    /// `Ok` when entries can be read and written, else why not.
+    pub async fn require_ready(&self) -> Result<(), SecretsError> {
+        match self.status().await.state {
+            StoreState::Ready => Ok(()),
+            StoreState::Locked => Err(SecretsError::Locked),
+            StoreState::NotSetUp => Err(SecretsError::NotSetUp),
+        }
+    }
+
     /// The entry, or `None` when there is no entry of that name.
     pub async fn get(&self, name: &str) -> Result<Option<Secret<String>>, SecretsError> {
         check_name(name)?;

@@ -74,6 +74,35 @@ pub enum SshError {
     Store { path: String, cause: String },
 }
 
+/// An unencrypted OpenSSH ECDSA key whose scalar OpenSSH wrote a byte short,
+/// rewritten at full width so that it reads; `None` for every other key.
+pub fn keyfix_widen(text: &str) -> Option<Secret<String>> {
+    keyfix::widen_ecdsa_scalar(text).map(|fixed| Secret::new(fixed.as_str().to_owned()))
+}
+
+/// The keys an ssh-agent holds: algorithm, `SHA256:…` fingerprint and comment.
+pub async fn agent_identities(socket: &Path) -> Result<Vec<(String, String, String)>, SshError> {
+    use russh::keys::agent::client::AgentClient;
+    let agent_error = |e: russh::keys::Error| SshError::Agent {
+        cause: format!("{}: {e}", socket.display()),
+    };
+    let mut agent = AgentClient::connect_uds(socket)
+        .await
+        .map_err(agent_error)?;
+    let identities = agent.request_identities().await.map_err(agent_error)?;
+    Ok(identities
+        .into_iter()
+        .filter_map(|identity| match identity {
+            AgentIdentity::PublicKey { key, comment } => Some((
+                key.algorithm().as_str().to_owned(),
+                key.fingerprint(russh::keys::HashAlg::Sha256).to_string(),
+                comment,
+            )),
+            _ => None,
+        })
+        .collect())
+}
+
 /// The host as the user named it (host keys are looked up under this name).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SshTarget {
@@ -93,6 +122,19 @@ pub enum AuthMethod {
     },
     Password,
     KeyboardInteractive,
+    /// A key the app keeps (its private half in the secret store); the app
+    /// loads it before connecting.
+    AppKey {
+        key_id: i64,
+    },
+    /// An app key with a short-lived certificate the gateway's SSH CA signs for
+    /// it at connect time (gateway routes only).
+    GatewayCertificate {
+        key_id: i64,
+    },
+    /// The host's credential from the gateway's vault, released for the one
+    /// session (gateway routes only; the help-desk case).
+    FromGateway,
     /// A key already in memory (from a gateway's vault or the app's store),
     /// with a certificate when one came with it. Never stored or serialized.
     #[serde(skip)]
@@ -104,9 +146,12 @@ pub enum AuthMethod {
 impl AuthMethod {
     fn server_name(&self) -> &'static str {
         match self {
-            AuthMethod::Agent | AuthMethod::KeyFile { .. } | AuthMethod::Loaded { .. } => {
-                "publickey"
-            }
+            AuthMethod::Agent
+            | AuthMethod::KeyFile { .. }
+            | AuthMethod::Loaded { .. }
+            | AuthMethod::AppKey { .. }
+            | AuthMethod::GatewayCertificate { .. }
+            | AuthMethod::FromGateway => "publickey",
             AuthMethod::Password => "password",
             AuthMethod::KeyboardInteractive => "keyboard-interactive",
         }
@@ -122,6 +167,11 @@ impl AuthMethod {
                 format!("certificate for {}", key.label)
             }
             AuthMethod::Loaded { key } => key.label.clone(),
+            AuthMethod::AppKey { key_id } => format!("app key #{key_id}"),
+            AuthMethod::GatewayCertificate { key_id } => {
+                format!("gateway certificate for app key #{key_id}")
+            }
+            AuthMethod::FromGateway => "the gateway's credential".into(),
         }
     }
 }
@@ -383,6 +433,12 @@ impl SshSession {
                 AuthMethod::Password => self.try_password(auth, prompter).await,
                 AuthMethod::KeyboardInteractive => self.try_interactive(auth, prompter).await,
                 AuthMethod::Loaded { key } => self.try_loaded(auth, key).await,
+                // The app turns these into loaded keys (or a password) first.
+                AuthMethod::AppKey { .. }
+                | AuthMethod::GatewayCertificate { .. }
+                | AuthMethod::FromGateway => Ok(Attempt::Skipped(
+                    "not loaded: the app resolves it before connecting".into(),
+                )),
             };
             match outcome? {
                 Attempt::Accepted => return Ok(()),
