@@ -375,7 +375,8 @@ fn auth_of(host: &Host, app_keys: &[i64]) -> SshAuth {
         }
     }
     SshAuth {
-        user: if host.user.is_empty() {
+        // With the gateway's credential, the login the vault names (resolved later).
+        user: if host.user.is_empty() && !methods.contains(&AuthMethod::FromGateway) {
             std::env::var("USER").unwrap_or_else(|_| "root".into())
         } else {
             host.user.clone()

@@ -15,6 +15,7 @@ use portcullis_proto::{CertFingerprint, Secret};
 use tokio_tungstenite::tungstenite::Message;
 
 mod desktop;
+mod desktop_keys;
 mod desktop_rdp;
 mod rdp;
 mod secrets;

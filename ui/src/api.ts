@@ -14,7 +14,32 @@ export type AuthMethod =
   | { method: "agent" }
   | { method: "key_file"; path: string }
   | { method: "password" }
-  | { method: "keyboard_interactive" };
+  | { method: "keyboard_interactive" }
+  | { method: "app_key"; key_id: number }
+  | { method: "gateway_certificate"; key_id: number }
+  | { method: "from_gateway" };
+
+/** An SSH key the app keeps (its private half only in the secret store). */
+export interface AppKey {
+  id: number;
+  name: string;
+  algorithm: string;
+  fingerprint: string;
+  public_key: string;
+  origin: "generated" | "imported";
+  created_at: number;
+}
+
+export interface AgentKey {
+  algorithm: string;
+  fingerprint: string;
+  comment: string;
+}
+
+export interface KeysView {
+  keys: AppKey[];
+  agent: { socket: string | null; keys: AgentKey[]; error: string | null };
+}
 
 export interface HostDraft {
   id: number | null;
@@ -94,6 +119,12 @@ export interface GatewayHost {
   name: string;
   protocol: Protocol;
   tags: string[];
+  /** The gateway releases its own credential for this host to your sessions. */
+  gateway_credential?: boolean;
+  /** The gateway's SSH CA signs certificates for your key on this host. */
+  ssh_certificate?: boolean;
+  /** Only sessions with the gateway's credential (help desk). */
+  launch_only?: boolean;
 }
 
 export interface UiError {
@@ -217,7 +248,7 @@ export interface Modifiers {
 
 export type Target =
   | { kind: "inventory"; id: number }
-  | { kind: "gateway"; gateway: string; host: string; user: string; protocol: Protocol };
+  | { kind: "gateway"; gateway: string; host: string; user: string; protocol: Protocol; from_gateway?: boolean };
 
 export type PromptAnswer =
   | { kind: "host_key"; decision: "reject" | "accept_once" | "accept_and_remember" }
@@ -252,6 +283,11 @@ export const api = {
   gatewaySignOut: (url: string) => invoke<null>("gateway_sign_out", { url }),
   gatewaySave: (url: string, user: string) => invoke<Gateway>("gateway_save", { url, user }),
   gatewayDelete: (id: number) => invoke<null>("gateway_delete", { id }),
+  keysList: () => invoke<KeysView>("keys_list"),
+  keyGenerate: (name: string) => invoke<AppKey>("key_generate", { name }),
+  keyImport: (name: string, path: string, passphrase: string | null) => invoke<AppKey>("key_import", { name, path, passphrase }),
+  keyDelete: (id: number) => invoke<null>("key_delete", { id }),
+  keyCopyPublic: (id: number) => invoke<string>("key_copy_public", { id }),
   sessionOpen: (target: Target, cols: number, rows: number, onEvent: (event: SessionEvent) => void) => {
     const channel = new Channel<SessionEvent>();
     channel.onmessage = onEvent;

@@ -4,6 +4,7 @@
 import {
   api,
   asUiError,
+  type AppKey,
   type GatewayHost,
   type Host,
   type HostDraft,
@@ -18,6 +19,7 @@ import {
   type Target,
   type UiError,
 } from "./api";
+import { authOf } from "./auth";
 import { DesktopView } from "./desktop";
 import { clear, h } from "./dom";
 import { keyFromEvent, type KeyPress } from "./keys";
@@ -80,6 +82,8 @@ export class App {
     secrets: { kind: "file", state: "locked", label: "" },
   };
   private gatewayHosts = new Map<string, GatewayHost[]>();
+  /** The SSH keys the app keeps (for the host dialog's key choice). */
+  private appKeys: AppKey[] = [];
   private gatewayErrors = new Map<string, string>();
   private tabs: Tab[] = [];
   private active: Tab | null = null;
@@ -119,12 +123,14 @@ export class App {
     signIn.addEventListener("click", () => this.signInDialog());
     const addFolder = h("button", { id: "add-folder", type: "button", title: "New folder" }, "New folder");
     addFolder.addEventListener("click", () => void this.newFolder(null));
+    const keys = h("button", { id: "keys-button", type: "button", title: "Your SSH keys: generate, import, copy the public key" }, "SSH keys");
+    keys.addEventListener("click", () => void this.keysDialog());
     const sidebar = h(
       "aside",
       { class: "sidebar" },
       h("div", { class: "brand" }, h("span", { class: "logo" }, "▥"), "Portcullis", themeButton),
       this.search,
-      h("div", { class: "actions" }, addHost, signIn, addFolder),
+      h("div", { class: "actions" }, addHost, signIn, addFolder, keys),
       this.tagBar,
       this.list,
       this.secretsBar,
@@ -161,6 +167,11 @@ export class App {
   async refresh(): Promise<void> {
     try {
       this.overview = await api.overview();
+    } catch (e) {
+      this.say(asUiError(e).message);
+    }
+    try {
+      this.appKeys = (await api.keysList()).keys;
     } catch (e) {
       this.say(asUiError(e).message);
     }
@@ -425,6 +436,9 @@ export class App {
         "span",
         { class: "host-tags" },
         ...tags.map((tag, i) => h("span", { class: "tag" }, ...marked(tag, ranges.tags[i] ?? []))),
+        ...(entry.kind === "gateway" && entry.host.gateway_credential
+          ? [h("span", { class: "badge gateway-credential", title: "The gateway signs you in; you never see the credential" }, "signed in by the gateway")]
+          : []),
       ),
     );
     button.addEventListener("click", () => {
@@ -487,9 +501,11 @@ export class App {
       }
       return;
     }
-    const user = await this.askText(`Log in to ${entry.host.name} as`, "User name", entry.user);
+    // The gateway's own credential: nothing to ask, nothing shown.
+    const fromGateway = entry.host.gateway_credential === true;
+    const user = fromGateway ? "" : await this.askText(`Log in to ${entry.host.name} as`, "User name", entry.user);
     if (user === null) return;
-    const target: Target = { kind: "gateway", gateway: entry.gateway, host: entry.host.name, user, protocol: entry.host.protocol };
+    const target: Target = { kind: "gateway", gateway: entry.gateway, host: entry.host.name, user, protocol: entry.host.protocol, from_gateway: fromGateway };
     if (entry.host.protocol === "rdp") {
       this.openDesktopTab(entry.host.name, target);
     } else {
@@ -1137,6 +1153,116 @@ export class App {
     });
   }
 
+  /** The app's SSH keys (fingerprints, public halves to copy), the running
+   * agent's keys, and forms to generate and import keys. */
+  private async keysDialog(): Promise<void> {
+    let view;
+    try {
+      view = await api.keysList();
+    } catch (e) {
+      this.say(asUiError(e).message);
+      return;
+    }
+    this.appKeys = view.keys;
+    const field = (label: string, name: string, input: HTMLElement) =>
+      h("label", { "data-field": name }, label, input, h("span", { class: "field-error", "data-error-for": name }));
+    const error = h("p", { class: "form-error", role: "alert" });
+    const rows = view.keys.map((key) => {
+      const copy = h("button", { type: "button", class: "copy-public" }, "Copy public key");
+      copy.addEventListener("click", () => {
+        void api
+          .keyCopyPublic(key.id)
+          .then(() => this.say(`The public key of ${key.name} is on the clipboard: add it to the host's authorized_keys.`))
+          .catch((e: unknown) => (error.textContent = asUiError(e).message));
+      });
+      const remove = h("button", { type: "button", class: "link delete-key" }, "Delete");
+      remove.addEventListener("click", () => {
+        void (async () => {
+          const sure = await this.choose(`Delete the key ${key.name}?`, ["Its private key is removed from the password store; hosts that trust it keep its public key until you remove it there."], [["delete", "Delete"], ["reject", "Keep it"]]);
+          if (sure === "delete") {
+            try {
+              await api.keyDelete(key.id);
+            } catch (e) {
+              this.say(asUiError(e).message);
+            }
+          }
+          await this.refresh();
+          await this.keysDialog();
+        })();
+      });
+      return h(
+        "li",
+        { class: "key-row", "data-key": key.name },
+        h("div", { class: "key-head" }, h("strong", {}, key.name), h("span", { class: "key-kind" }, `${key.algorithm} · ${key.origin}`)),
+        h("code", { class: "key-fingerprint" }, key.fingerprint),
+        h("code", { class: "public-key mono-wrap" }, key.public_key),
+        h("div", { class: "key-actions" }, copy, remove),
+      );
+    });
+    const list = rows.length > 0 ? h("ul", { class: "key-list" }, ...rows) : h("p", { class: "hint" }, "The app keeps no key yet: generate one, or import one you have.");
+    const agent = view.agent.socket
+      ? view.agent.error
+        ? h("p", { class: "hint" }, `The SSH agent at ${view.agent.socket} did not answer: ${view.agent.error}`)
+        : h(
+            "ul",
+            { class: "key-list agent-keys" },
+            ...(view.agent.keys.length > 0
+              ? view.agent.keys.map((k) => h("li", { class: "key-row" }, h("div", { class: "key-head" }, h("strong", {}, k.comment || "(no comment)"), h("span", { class: "key-kind" }, k.algorithm)), h("code", { class: "key-fingerprint" }, k.fingerprint)))
+              : [h("li", { class: "hint" }, "The agent holds no key.")]),
+          )
+      : h("p", { class: "hint" }, "No SSH agent is running for this session (SSH_AUTH_SOCK is not set).");
+
+    const store = this.overview.secrets;
+    const storeNote =
+      store.state === "ready"
+        ? h("p", { class: "hint" }, `Private keys are kept in ${store.kind === "keychain" ? "the OS keychain" : "the encrypted file"}, never in the inventory.`)
+        : h("p", { class: "hint form-error" }, "Unlock the password store (bottom of the sidebar) first: private keys are kept there.");
+    const newName = h("input", { name: "name", id: "key-name", placeholder: "e.g. laptop-2026" });
+    const generate = h("button", { type: "button", id: "key-generate", class: "primary" }, "Generate ed25519 key");
+    const importName = h("input", { name: "import_name", id: "import-name", placeholder: "e.g. work" });
+    const importPath = h("input", { name: "path", id: "import-path", placeholder: "~/.ssh/id_ed25519" });
+    const passphrase = h("input", { name: "passphrase", id: "import-passphrase", type: "password", placeholder: "if the key has one" });
+    const importButton = h("button", { type: "button", id: "key-import" }, "Import key");
+    const busy = async (work: () => Promise<AppKey>) => {
+      this.dialog.querySelectorAll(".field-error").forEach((el) => (el.textContent = ""));
+      error.textContent = "";
+      try {
+        const key = await work();
+        passphrase.value = "";
+        this.say(`${key.name}: ${key.fingerprint}`);
+        await this.refresh();
+        await this.keysDialog();
+      } catch (e) {
+        const err = asUiError(e);
+        if (err.field === "name" && work === importWork) err.field = "import_name";
+        if (!markField(this.dialog, err)) error.textContent = err.message;
+      }
+    };
+    const generateWork = () => api.keyGenerate(newName.value);
+    const importWork = () => api.keyImport(importName.value, importPath.value, passphrase.value === "" ? null : passphrase.value);
+    generate.addEventListener("click", () => void busy(generateWork));
+    importButton.addEventListener("click", () => void busy(importWork));
+    const close = h("button", { type: "button", id: "keys-close" }, "Close");
+    close.addEventListener("click", () => this.closeDialog());
+    this.showDialog(
+      "SSH keys",
+      [
+        storeNote,
+        list,
+        h("h3", {}, "New key"),
+        h("div", { class: "row" }, field("Name", "name", newName), h("div", { class: "button-cell" }, generate)),
+        h("h3", {}, "Import an OpenSSH key"),
+        h("div", { class: "row" }, field("Name", "import_name", importName), field("Private key file", "path", importPath)),
+        h("div", { class: "row" }, field("Passphrase", "passphrase", passphrase), h("div", { class: "button-cell" }, importButton)),
+        h("h3", {}, "SSH agent"),
+        agent,
+        error,
+      ],
+      [close],
+      "keys-dialog",
+    );
+  }
+
   private signInDialog(prefill?: { url: string; user: string; fingerprint?: string }): void {
     const fingerprintToConfirm = prefill?.fingerprint !== undefined ? { ...prefill, fingerprint: prefill.fingerprint } : undefined;
     const url = h("input", { name: "url", type: "url", placeholder: "https://gateway.example.com", value: prefill?.url ?? "" });
@@ -1313,14 +1439,28 @@ export class App {
     const method = h(
       "select",
       { name: "auth" },
-      h("option", { value: "auto" }, "Automatic: agent, default keys, then password"),
+      h("option", { value: "auto" }, "Automatic: agent, app keys, default keys, then password"),
       h("option", { value: "password" }, "Password"),
       h("option", { value: "key_file" }, "Key file"),
       h("option", { value: "agent" }, "SSH agent"),
+      h("option", { value: "app_key" }, "A key kept by the app"),
+      h("option", { value: "gateway_certificate" }, "Certificate from the gateway (for an app key)"),
+      h("option", { value: "from_gateway" }, "From the gateway (its vault)"),
     );
-    method.value = draft.auth[0]?.method === "password" || draft.auth[0]?.method === "agent" || draft.auth[0]?.method === "key_file" ? draft.auth[0].method : "auto";
+    method.value = draft.auth[0]?.method && draft.auth[0].method !== "keyboard_interactive" ? draft.auth[0].method : "auto";
     const keyFile = h("input", { name: "key_file", value: keyPath(draft), placeholder: "~/.ssh/id_ed25519" });
-    const showKeyFile = () => keyFile.closest("label")?.classList.toggle("hidden", method.value !== "key_file");
+    const appKey = h(
+      "select",
+      { name: "app_key" },
+      ...this.appKeys.map((k) => h("option", { value: String(k.id) }, `${k.name} (${k.fingerprint.slice(0, 19)}…)`)),
+    );
+    const chosenKey = draft.auth.find((a) => a.method === "app_key" || a.method === "gateway_certificate");
+    if (chosenKey && "key_id" in chosenKey) appKey.value = String(chosenKey.key_id);
+    const showKeyFile = () => {
+      const rdp = protocol.value === "rdp";
+      keyFile.closest("label")?.classList.toggle("hidden", rdp || method.value !== "key_file");
+      appKey.closest("label")?.classList.toggle("hidden", rdp || (method.value !== "app_key" && method.value !== "gateway_certificate"));
+    };
     method.addEventListener("change", showKeyFile);
     const rdpRow = h(
       "div",
@@ -1332,9 +1472,14 @@ export class App {
     const showProtocol = () => {
       const rdp = protocol.value === "rdp";
       rdpRow.classList.toggle("hidden", !rdp);
-      // Sign-in methods are SSH's; RDP asks for (or reads the saved) password.
-      method.closest("label")?.classList.toggle("hidden", rdp);
-      keyFile.closest("label")?.classList.toggle("hidden", rdp || method.value !== "key_file");
+      // RDP asks for (or reads the saved) password, or takes the gateway's.
+      for (const option of method.options) {
+        option.hidden = rdp && option.value !== "auto" && option.value !== "from_gateway";
+      }
+      if (rdp && method.value !== "from_gateway") method.value = "auto";
+      const auto = method.options[0];
+      if (auto) auto.textContent = rdp ? "Password (asked, or remembered)" : "Automatic: agent, app keys, default keys, then password";
+      showKeyFile();
     };
     protocol.addEventListener("change", () => {
       // The usual port follows the protocol unless one was typed.
@@ -1377,6 +1522,7 @@ export class App {
       h("div", { class: "row" }, field("Route", "route", via), field("Jump hosts", "hops", hops)),
       h("div", { class: "row" }, field("User", "user", user), field("Sign in with", "auth", method)),
       field("Key file", "key_file", keyFile),
+      field("Key", "app_key", appKey),
       rdpRow,
       ...saved,
       h("div", { class: "row" }, field("Folder", "folder", folder), field("Tags", "tags", tags)),
@@ -1404,14 +1550,7 @@ export class App {
         protocol: protocol.value === "rdp" ? "rdp" : "ssh",
         route,
         user: user.value,
-        auth:
-          method.value === "key_file"
-            ? [{ method: "key_file", path: keyFile.value.trim() }]
-            : method.value === "password"
-              ? [{ method: "password" }]
-              : method.value === "agent"
-                ? [{ method: "agent" }]
-                : [],
+        auth: authOf(method.value, keyFile.value.trim(), Number(appKey.value), protocol.value === "rdp"),
         credential_ref: draft.credential_ref,
         folder_id: folder.value ? Number(folder.value) : null,
         tags: tags.value.split(",").map((s) => s.trim()).filter((s) => s),
