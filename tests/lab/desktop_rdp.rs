@@ -25,8 +25,9 @@ fn canvas_shows(x: u32, y: u32, rgb: [u8; 3]) -> String {
 }
 
 /// Signs in to the gateway as alice, opens the granted host `host` from the
-/// search box as `user`, and waits for the certificate question.
-fn open_granted_host(driver: &WebDriver, gateway_url: &str, host: &str, user: &str) {
+/// search box as `user` (`None`: the gateway signs in, nothing is asked), and
+/// waits for the certificate question.
+fn open_granted_host(driver: &WebDriver, gateway_url: &str, host: &str, user: Option<&str>) {
     driver.wait("#search");
     driver.click("#sign-in");
     driver.type_into("#dialog input[name=url]", gateway_url);
@@ -38,8 +39,10 @@ fn open_granted_host(driver: &WebDriver, gateway_url: &str, host: &str, user: &s
     driver.wait(&format!(".host.gateway[data-host='{host}']"));
     driver.type_into("#search", host);
     driver.type_into("#search", ENTER);
-    driver.clear("#dialog input[name=answer]");
-    driver.type_into("#dialog input[name=answer]", &format!("{user}{ENTER}"));
+    if let Some(user) = user {
+        driver.clear("#dialog input[name=answer]");
+        driver.type_into("#dialog input[name=answer]", &format!("{user}{ENTER}"));
+    }
     driver.wait("#dialog[open] button[data-choice=accept_and_remember]");
 }
 
@@ -78,7 +81,7 @@ fn desktop_window_draws_an_rdp_host_and_sends_it_input() {
         let driver = WebDriver::start(&driver_address, &app).expect("a WebDriver session");
         let shot = |name: &str| driver.screenshot(&artifacts.join(format!("{name}.png")));
         // The help-desk path: the granted RDP host, by name, as the RDP user.
-        open_granted_host(&driver, &gateway_url, "rdp1", RDP_USER);
+        open_granted_host(&driver, &gateway_url, "rdp1", Some(RDP_USER));
         let question = driver.text("#dialog");
         assert!(question.contains("RDP server certificate"), "{question}");
         shot("15-rdp-certificate");
@@ -222,6 +225,14 @@ fn desktop_window_fits_xrdp_to_the_tab_and_shares_the_clipboard() {
         require_tool(tool);
     }
     start_xrdp(&mut lab);
+    // The help-desk case: the session's password lives in the gateway's vault,
+    // so the app signs in with it and nobody types or sees it.
+    lab.gw(
+        &[
+            "secret", "set", "rdp2", "--kind", "password", "--user", SSH_USER, "--stdin",
+        ],
+        Some(&format!("{SSH_USER_PASSWORD}\n")),
+    );
     let desktop = Desktop::start(&lab, "e2e-xrdp");
     let app = bin("portcullis-desktop");
     let driver_address = desktop.driver.clone();
@@ -232,14 +243,18 @@ fn desktop_window_fits_xrdp_to_the_tab_and_shares_the_clipboard() {
     in_netns(&lab.out.clone(), move || {
         let driver = WebDriver::start(&driver_address, &app).expect("a WebDriver session");
         let shot = |name: &str| driver.screenshot(&artifacts.join(format!("{name}.png")));
-        open_granted_host(&driver, &gateway_url, "rdp2", SSH_USER);
+        driver.wait("#search");
+        open_granted_host(&driver, &gateway_url, "rdp2", None);
+        assert!(visible(
+            &driver,
+            ".host.gateway[data-host='rdp2'] .badge.gateway-credential"
+        ));
         driver.click("#dialog button[data-choice=accept_and_remember]");
-        driver.wait("#dialog[open] input[name=answer]");
-        driver.type_into(
-            "#dialog input[name=answer]",
-            &format!("{SSH_USER_PASSWORD}{ENTER}"),
-        );
         driver.wait(".tab.connected[data-title='rdp2']");
+        assert!(
+            !visible(&driver, "#dialog[open]"),
+            "a password was asked for a host the gateway signs in to"
+        );
         driver.wait_until(
             "the xrdp desktop in the canvas",
             &canvas_shows(20, 20, [0x2e, 0x8b, 0x57]),
@@ -328,19 +343,14 @@ fn desktop_window_fits_xrdp_to_the_tab_and_shares_the_clipboard() {
         );
 
         // Reconnect from the toolbar: a new session in the same tab, at the
-        // tab's size (the certificate is pinned now and the tab keeps the user;
-        // the password is asked again, nothing was saved).
+        // tab's size (the certificate is pinned now; the gateway releases its
+        // password again for the new session, and nothing is asked).
         driver.click(".panel.active .reconnect-now");
-        driver.wait_until(
-            "the password question",
-            "const d = document.querySelector('#dialog[open]'); \
-             return !!d && d.textContent.includes('assword') && !!d.querySelector('input[name=answer]');",
-        );
-        driver.type_into(
-            "#dialog input[name=answer]",
-            &format!("{SSH_USER_PASSWORD}{ENTER}"),
-        );
         driver.wait(".tab.connected[data-title='rdp2']");
+        assert!(
+            !visible(&driver, "#dialog[open]"),
+            "a question on reconnecting"
+        );
         driver.wait_until(
             "the desktop again, at the tab's size",
             "const c = document.querySelector('.panel.active canvas.desktop-canvas'); \
@@ -360,4 +370,18 @@ fn desktop_window_fits_xrdp_to_the_tab_and_shares_the_clipboard() {
         );
         driver.quit();
     });
+    // One release per session, to alice, and the password nowhere the app writes.
+    let releases = lab
+        .audit()
+        .into_iter()
+        .filter(|e| e["event"] == "secret_released" && e["user"] == "alice" && e["host"] == "rdp2")
+        .count();
+    assert_eq!(releases, 2, "a release for the session and one for its reconnection");
+    for file in ["inventory.db", "inventory.db-wal", "secrets.vault"] {
+        let bytes = std::fs::read(desktop.home.join(file)).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(SSH_USER_PASSWORD),
+            "the vault's password is readable in {file}"
+        );
+    }
 }
