@@ -376,7 +376,10 @@ fn desktop_window_fits_xrdp_to_the_tab_and_shares_the_clipboard() {
         .into_iter()
         .filter(|e| e["event"] == "secret_released" && e["user"] == "alice" && e["host"] == "rdp2")
         .count();
-    assert_eq!(releases, 2, "a release for the session and one for its reconnection");
+    assert_eq!(
+        releases, 2,
+        "a release for the session and one for its reconnection"
+    );
     for file in ["inventory.db", "inventory.db-wal", "secrets.vault"] {
         let bytes = std::fs::read(desktop.home.join(file)).unwrap_or_default();
         assert!(
