@@ -23,7 +23,7 @@ mod ssh;
 mod ssh_ca;
 mod vault;
 
-fn api(lab: &Lab) -> GatewayApi {
+pub(crate) fn api(lab: &Lab) -> GatewayApi {
     GatewayApi::new(
         GatewayUrl::parse(&lab.gateway_url).unwrap(),
         Trust::Pinned(lab.fingerprint.parse::<CertFingerprint>().unwrap()),
@@ -43,7 +43,7 @@ fn events<'a>(audit: &'a [serde_json::Value], event: &str) -> Vec<&'a serde_json
 }
 
 /// An access token of `user`, as the CLI stored it after login.
-fn stored_access_token(lab: &Lab, user: &str) -> String {
+pub(crate) fn stored_access_token(lab: &Lab, user: &str) -> String {
     let text = std::fs::read_to_string(lab.path(&format!("home-{user}/gateways.json"))).unwrap();
     let state: serde_json::Value = serde_json::from_str(&text).unwrap();
     state["gateways"][0]["access_token"]

@@ -7,6 +7,9 @@
 
 use std::process::{Command, Output};
 
+use portcullis_proto::HostName;
+use portcullis_proto::wire::{SecretReleaseRequest, SecretReleaseResponse};
+
 use portcullis_lab::*;
 
 fn text(out: &Output) -> String {
@@ -127,6 +130,51 @@ fn a_vault_secret_reaches_the_host_for_a_user_who_never_sees_it() {
     );
     assert!(text(&cert).contains("launch-only"), "{}", text(&cert));
 
+    // On the wire: a launch ticket opens one tunnel to its host, once.
+    let api = crate::api(&lab);
+    let token = crate::stored_access_token(&lab, "carol");
+    let outcomes = block_on_in(&lab.out.clone(), move || async move {
+        let body = serde_json::to_vec(&SecretReleaseRequest {
+            host: "vnet1".parse::<HostName>().unwrap(),
+            kind: None,
+        })
+        .unwrap();
+        let released: SecretReleaseResponse = api
+            .request(
+                http::Method::POST,
+                "/v1/secrets/release",
+                Some(body),
+                Some(&token),
+            )
+            .await
+            .expect("release");
+        let ticket = released.launch_ticket.expose().clone();
+        let bare = api.open_tunnel("vnet1", &token).await.map(drop);
+        let echo = api
+            .open_tunnel_with("echo1", &token, Some(&ticket))
+            .await
+            .map(drop);
+        let first = api
+            .open_tunnel_with("vnet1", &token, Some(&ticket))
+            .await
+            .map(drop);
+        let again = api
+            .open_tunnel_with("vnet1", &token, Some(&ticket))
+            .await
+            .map(drop);
+        (bare, echo, first, again)
+    });
+    let (bare, echo, first, again) = outcomes;
+    assert_eq!(bare.unwrap_err().status(), Some(403), "a bare tunnel");
+    // carol's echo1 grant is a full one: the ticket is not needed there.
+    echo.expect("a tunnel under a full grant");
+    first.expect("the ticket's tunnel");
+    assert_eq!(
+        again.unwrap_err().status(),
+        Some(403),
+        "a ticket used twice"
+    );
+
     // Now a password instead of the key: the same, by password authentication.
     lab.gw(&["secret", "remove", "vnet1", "--kind", "ssh-key"], None);
     lab.gw(
@@ -159,8 +207,8 @@ fn a_vault_secret_reaches_the_host_for_a_user_who_never_sees_it() {
         .into_iter()
         .filter(|e| e["event"] == "secret_released")
         .collect();
-    assert_eq!(released.len(), 2, "{released:?}");
-    for (event, kind) in released.iter().zip(["ssh-key", "password"]) {
+    assert_eq!(released.len(), 3, "{released:?}");
+    for (event, kind) in released.iter().zip(["ssh-key", "ssh-key", "password"]) {
         assert_eq!(event["user"], "carol");
         assert_eq!(event["host"], "vnet1");
         let reason = event["reason"].as_str().unwrap();
@@ -189,5 +237,5 @@ fn a_vault_secret_reaches_the_host_for_a_user_who_never_sees_it() {
         .into_iter()
         .filter(|e| e["event"] == "secret_released")
         .count();
-    assert_eq!(releases, 3, "only granted releases are audited as released");
+    assert_eq!(releases, 4, "only granted releases are audited as released");
 }

@@ -66,6 +66,9 @@ pub struct Gateway {
     dummy_hash: String,
     /// The vault key, when the configuration names one (the SSH CA needs it).
     vault: Option<crate::vault::Kek>,
+    /// Launch tickets already used (id → expiry), so each opens one tunnel on
+    /// this instance; entries go once the ticket has expired.
+    used_launch_tickets: Mutex<HashMap<String, u64>>,
 }
 
 #[derive(Default)]
@@ -194,6 +197,7 @@ impl Gateway {
             password_checks: Semaphore::new(CONCURRENT_PASSWORD_CHECKS),
             dummy_hash,
             vault,
+            used_launch_tickets: Mutex::new(HashMap::new()),
             config,
         }))
     }
@@ -257,7 +261,8 @@ impl Gateway {
         }
     }
 
-    /// A launch ticket for `user` and `host` in the request's launch header.
+    /// A launch ticket for `user` and `host` in the request's launch header,
+    /// not used before on this instance (it is used up now).
     fn launch_ticket_admits(
         &self,
         headers: &HeaderMap,
@@ -271,7 +276,16 @@ impl Gateway {
             .signer
             .verify(ticket.trim(), TokenKind::Launch, clock::now_secs())
         {
-            Ok(claims) => claims.sub == user.name && claims.host.as_ref() == Some(host),
+            Ok(claims) if claims.sub == user.name && claims.host.as_ref() == Some(host) => {
+                let now = clock::now_secs();
+                let mut used = self
+                    .used_launch_tickets
+                    .lock()
+                    .expect("launch tickets lock");
+                used.retain(|_, expires| *expires > now);
+                used.insert(claims.jti, claims.exp).is_none()
+            }
+            Ok(_) => false,
             Err(e) => {
                 debug!(error = %e, "launch ticket refused");
                 false
