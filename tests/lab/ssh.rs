@@ -229,6 +229,17 @@ fn ssh_auth_methods_keys_agent_password_and_keyboard_interactive() {
                 };
             results.push((name, outcome));
         }
+        // What the keys dialog lists of the agent: its one key's fingerprint.
+        let listed = portcullis_client::ssh::agent_identities(&agent)
+            .await
+            .map(|keys| {
+                keys.iter()
+                    .map(|(algorithm, fingerprint, _)| format!("{algorithm} {fingerprint}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .map_err(|e| e.to_string());
+        results.push(("agent keys".to_owned(), listed));
         let mut try_one = async |label: &str, dialer: &Dialer, auth: SshAuth| {
             let outcome = match connect(dialer, &gateway(), "vnet1", &auth).await {
                 Ok(session) => Ok(whoami(session).await),
@@ -290,6 +301,20 @@ fn ssh_auth_methods_keys_agent_password_and_keyboard_interactive() {
         assert_eq!(result, &Ok("root".to_owned()), "{label}");
     }
     assert_eq!(get("passphrase"), Ok("root".into()));
+    let fingerprint = Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(lab.path("ssh/client_ecdsa.pub"))
+        .output()
+        .unwrap();
+    let fingerprint = String::from_utf8_lossy(&fingerprint.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        get("agent keys"),
+        Ok(format!("ecdsa-sha2-nistp256 {fingerprint}"))
+    );
     let wrong = get("wrong passphrase").unwrap_err();
     assert!(wrong.contains("wrong passphrase"), "{wrong}");
     assert!(
