@@ -13,7 +13,8 @@ use portcullis_lab::*;
 
 const E2E_MASTER: &str = "e2e-master-password";
 
-fn terminal_shows(driver: &WebDriver, line: &str) {
+/// Waits until a line of the active terminal reads `line`.
+pub(crate) fn terminal_shows(driver: &WebDriver, line: &str) {
     let script = format!(
         "const rows = document.querySelector('.panel.active .term-rows'); \
          return !!rows && rows.innerText.split('\\n').some(l => l.trim() === {line:?});"

@@ -11,15 +11,9 @@ use portcullis_lab::rdp::wait_for_clipboard;
 use portcullis_lab::webdriver::{ENTER, WebDriver};
 use portcullis_lab::*;
 
-const E2E_MASTER: &str = "e2e-keys-master-password";
+use crate::desktop::{terminal_shows, visible};
 
-fn terminal_shows(driver: &WebDriver, line: &str) {
-    let script = format!(
-        "const rows = document.querySelector('.panel.active .term-rows'); \
-         return !!rows && rows.innerText.split('\\n').some(l => l.trim() === {line:?});"
-    );
-    driver.wait_until(&format!("{line:?} in the terminal"), &script);
-}
+const E2E_MASTER: &str = "e2e-keys-master-password";
 
 /// Adds a host through the gateway the window signed in to, signing in with
 /// `auth` (the dialog's choice) and, for app keys, the key named `key`.
@@ -55,10 +49,7 @@ fn connects_without_questions(driver: &WebDriver, name: &str, proof: &str) {
     driver.wait(&format!(".host[data-host='{name}']"));
     driver.type_into("#search", ENTER);
     driver.wait(&format!(".tab.connected[data-title='{name}']"));
-    assert!(
-        !crate::desktop::visible(driver, "#dialog[open]"),
-        "a question was asked"
-    );
+    assert!(!visible(driver, "#dialog[open]"), "a question was asked");
     driver.type_into(
         ".panel.active .screen",
         &format!("echo {proof}-$(id -un){ENTER}"),
@@ -231,7 +222,7 @@ fn desktop_window_signs_in_with_app_keys_gateway_certificates_and_vault_credenti
             .expect("open the granted host");
         driver.wait(".tab.connected[data-title='vnet1']");
         assert!(
-            !crate::desktop::visible(&driver, "#dialog[open]"),
+            !visible(&driver, "#dialog[open]"),
             "a question was asked for the vault's host"
         );
         driver.type_into(

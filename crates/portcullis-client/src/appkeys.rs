@@ -190,9 +190,20 @@ mod tests {
     use crate::secrets::StoreChoice;
     use crate::ssh::AuthMethod;
 
+    /// An inventory and a file store, not set up yet.
     async fn stores(dir: &Path) -> (Inventory, SecretStore) {
         let inventory = Inventory::open(&dir.join("inventory.db")).await.unwrap();
         let secrets = SecretStore::open_with(dir, StoreChoice::File, None)
+            .await
+            .unwrap();
+        (inventory, secrets)
+    }
+
+    /// As [`stores`], with the file store set up and open.
+    async fn open_stores(dir: &Path) -> (Inventory, SecretStore) {
+        let (inventory, secrets) = stores(dir).await;
+        secrets
+            .unlock(Secret::new("master-password-1".into()))
             .await
             .unwrap();
         (inventory, secrets)
@@ -254,11 +265,7 @@ mod tests {
     #[tokio::test]
     async fn an_encrypted_key_is_imported_with_its_passphrase_only() {
         let dir = tempfile::tempdir().unwrap();
-        let (inventory, secrets) = stores(dir.path()).await;
-        secrets
-            .unlock(Secret::new("master-password-1".into()))
-            .await
-            .unwrap();
+        let (inventory, secrets) = open_stores(dir.path()).await;
         let path = dir.path().join("id_ecdsa");
         keygen(&path, "correct horse");
         let import = |passphrase: Option<&'static str>| {
@@ -311,11 +318,7 @@ mod tests {
     #[tokio::test]
     async fn a_key_in_use_is_not_removed_and_hosts_name_only_existing_keys() {
         let dir = tempfile::tempdir().unwrap();
-        let (inventory, secrets) = stores(dir.path()).await;
-        secrets
-            .unlock(Secret::new("master-password-1".into()))
-            .await
-            .unwrap();
+        let (inventory, secrets) = open_stores(dir.path()).await;
         let key = generate(&inventory, &secrets, "deploy").await.unwrap();
         let draft = |auth: Vec<AuthMethod>| HostDraft {
             id: None,
