@@ -70,17 +70,42 @@ impl SecretKind {
             }
             SecretKind::SshKey => {
                 let text = text.trim();
-                if !text.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----")
-                    || !text.ends_with("-----END OPENSSH PRIVATE KEY-----")
-                {
+                let body = text
+                    .strip_prefix("-----BEGIN OPENSSH PRIVATE KEY-----")
+                    .and_then(|t| t.strip_suffix("-----END OPENSSH PRIVATE KEY-----"));
+                let Some(body) = body else {
                     bail!(
                         "an ssh-key secret is an OpenSSH private key (-----BEGIN OPENSSH PRIVATE KEY-----)"
                     );
+                };
+                // The vault is the key's protection, and a granted user's client
+                // has nobody to ask for a passphrase: the key must be unencrypted.
+                match openssh_cipher(body) {
+                    Some(cipher) if cipher == b"none" => {}
+                    Some(_) => bail!(
+                        "the key is encrypted: store it without a passphrase (ssh-keygen -p -N '' -f KEY on a copy); the vault seals it"
+                    ),
+                    None => bail!("the OpenSSH private key is damaged"),
                 }
             }
         }
         Ok(())
     }
+}
+
+/// The cipher an OpenSSH private key's body (base64 between the PEM lines)
+/// names: `none` for an unencrypted key.
+fn openssh_cipher(body: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let compact: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+    let blob = zeroize::Zeroizing::new(
+        base64::engine::general_purpose::STANDARD
+            .decode(compact)
+            .ok()?,
+    );
+    let rest = blob.strip_prefix(b"openssh-key-v1\0")?;
+    let length = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+    rest.get(4..4 + length).map(<[u8]>::to_vec)
 }
 
 /// A sealed value as stored: the sealing key's id, the nonce and the ciphertext
@@ -364,8 +389,28 @@ mod tests {
         );
         let key = SecretKind::SshKey;
         assert!(key.validate(&Secret::new(b"not a key".to_vec())).is_err());
-        let pem = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjE=\n-----END OPENSSH PRIVATE KEY-----\n";
-        assert!(key.validate(&Secret::new(pem.as_bytes().to_vec())).is_ok());
+        let damaged = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjE=\n-----END OPENSSH PRIVATE KEY-----\n";
+        assert!(
+            key.validate(&Secret::new(damaged.as_bytes().to_vec()))
+                .is_err()
+        );
+        // Real keys from ssh-keygen: unencrypted is taken, with a passphrase is not.
+        let dir = tempfile::tempdir().unwrap();
+        for (passphrase, taken) in [("", true), ("a passphrase", false)] {
+            let path = dir.path().join(format!("key{}", passphrase.len()));
+            let made = std::process::Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", passphrase, "-f"])
+                .arg(&path)
+                .output()
+                .expect("ssh-keygen (openssh-client) is installed by the set-up");
+            assert!(made.status.success());
+            let text = std::fs::read(&path).unwrap();
+            let outcome = key.validate(&Secret::new(text));
+            assert_eq!(outcome.is_ok(), taken, "{passphrase:?}: {outcome:?}");
+            if !taken {
+                assert!(outcome.unwrap_err().to_string().contains("encrypted"));
+            }
+        }
     }
 
     #[test]

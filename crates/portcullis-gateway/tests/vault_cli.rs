@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 const RDP_PASSWORD: &str = "Rdp-Plaintext-7f3a9c";
-const KEY_MARKER: &str = "b3BlbnNzaC1rZXktdjEAAAAAUNIQUEKEYMATERIAL0123456789";
+/// The body of an unencrypted OpenSSH key (cipher "none"), its tail unique
+/// bytes to look for: "UNIQUE-KEY-MATERIAL-0123456789ab" in base64.
+const KEY_MARKER: &str =
+    "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAABVTklRVUUtS0VZLU1BVEVSSUFMLTAxMjM0NTY3ODlhYg==";
 
 struct Gateway {
     _dir: tempfile::TempDir,
