@@ -5,8 +5,6 @@
 //! the gateway's vault opens with no question and nothing shown. Private keys
 //! and the vault's password are nowhere the app writes in plain text.
 
-use std::process::Command;
-
 use portcullis_lab::rdp::wait_for_clipboard;
 use portcullis_lab::webdriver::{ENTER, WebDriver};
 use portcullis_lab::*;
@@ -57,19 +55,6 @@ fn connects_without_questions(driver: &WebDriver, name: &str, proof: &str) {
     terminal_shows(driver, &format!("{proof}-{SSH_USER}"));
 }
 
-fn fingerprint_of(public_key_file: &std::path::Path) -> String {
-    let out = Command::new("ssh-keygen")
-        .arg("-lf")
-        .arg(public_key_file)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .to_owned()
-}
-
 #[test]
 fn desktop_window_signs_in_with_app_keys_gateway_certificates_and_vault_credentials() {
     let Some(lab) = Lab::lab_or_skip(
@@ -93,12 +78,7 @@ fn desktop_window_signs_in_with_app_keys_gateway_certificates_and_vault_credenti
         ],
         None,
     );
-    lab.gw(
-        &[
-            "secret", "set", "vnet1", "--kind", "password", "--user", SSH_USER, "--stdin",
-        ],
-        Some(&format!("{SSH_USER_PASSWORD}\n")),
-    );
+    lab.set_secret("vnet1", "password", SSH_USER, SSH_USER_PASSWORD);
 
     let desktop = Desktop::start(&lab, "e2e-keys");
     let app = bin("portcullis-desktop");
@@ -108,7 +88,7 @@ fn desktop_window_signs_in_with_app_keys_gateway_certificates_and_vault_credenti
     let fingerprint = lab.fingerprint.clone();
     let display = desktop.display.clone();
     let imported = lab.path("ssh/client_pass_ed25519");
-    let imported_fingerprint = fingerprint_of(&lab.path("ssh/client_pass_ed25519.pub"));
+    let imported_fingerprint = ssh_fingerprint(&lab.path("ssh/client_pass_ed25519.pub"));
     let authorized_keys = lab.path("ssh/authorized_keys");
 
     in_netns(&lab.out.clone(), move || {

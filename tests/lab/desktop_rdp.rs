@@ -6,7 +6,8 @@
 use std::process::{Command, Stdio};
 
 use portcullis_lab::rdp::{
-    RDP_PASSWORD, RDP_USER, set_root, start_shadow_server, start_xrdp, wait_for_clipboard, xclip,
+    RDP_PASSWORD, RDP_USER, on_display, set_root, start_shadow_server, start_xrdp,
+    wait_for_clipboard, xclip,
 };
 use portcullis_lab::webdriver::{ENTER, WebDriver};
 use portcullis_lab::*;
@@ -227,12 +228,7 @@ fn desktop_window_fits_xrdp_to_the_tab_and_shares_the_clipboard() {
     start_xrdp(&mut lab);
     // The help-desk case: the session's password lives in the gateway's vault,
     // so the app signs in with it and nobody types or sees it.
-    lab.gw(
-        &[
-            "secret", "set", "rdp2", "--kind", "password", "--user", SSH_USER, "--stdin",
-        ],
-        Some(&format!("{SSH_USER_PASSWORD}\n")),
-    );
+    lab.set_secret("rdp2", "password", SSH_USER, SSH_USER_PASSWORD);
     let desktop = Desktop::start(&lab, "e2e-xrdp");
     let app = bin("portcullis-desktop");
     let driver_address = desktop.driver.clone();
@@ -287,12 +283,7 @@ fn desktop_window_fits_xrdp_to_the_tab_and_shares_the_clipboard() {
             "the resized desktop drawn",
             &canvas_shows(width as u32 - 10, height as u32 - 10, [0x2e, 0x8b, 0x57]),
         );
-        let screen = Command::new("xrandr")
-            .arg("--current")
-            .env("DISPLAY", &display)
-            .env("XAUTHORITY", &auth)
-            .output()
-            .expect("xrandr");
+        let screen = on_display(&display, &auth, "xrandr", &["--current"]);
         let screen = String::from_utf8_lossy(&screen.stdout).to_string();
         assert!(
             screen.contains(&format!("current {width} x {height}")),

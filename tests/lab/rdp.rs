@@ -376,8 +376,8 @@ mod xrdp {
     use portcullis_client::rdp::frame::Canvas;
     use portcullis_client::rdp::{RdpCredentials, RdpInput, RdpOptions, RdpTarget};
     use portcullis_lab::rdp::{
-        XRDP_PORT, close_to, connect_through_gateway, start_xrdp, typed_text, typing, watch_until,
-        xclip,
+        XRDP_PORT, close_to, connect_through_gateway, on_display, start_xrdp, typed_text, typing,
+        watch_until, xclip,
     };
     use portcullis_lab::*;
     use portcullis_proto::Secret;
@@ -547,12 +547,7 @@ mod xrdp {
             let screen = {
                 let (display, auth) = (display.clone(), auth.clone());
                 tokio::task::spawn_blocking(move || {
-                    Command::new("xrandr")
-                        .arg("--current")
-                        .env("DISPLAY", &display)
-                        .env("XAUTHORITY", &auth)
-                        .output()
-                        .expect("xrandr")
+                    on_display(&display, &auth, "xrandr", &["--current"])
                 })
                 .await
                 .unwrap()
@@ -571,12 +566,7 @@ mod xrdp {
             loop {
                 let (display, auth) = (display.clone(), auth.clone());
                 let at = tokio::task::spawn_blocking(move || {
-                    Command::new("xdotool")
-                        .arg("getmouselocation")
-                        .env("DISPLAY", &display)
-                        .env("XAUTHORITY", &auth)
-                        .output()
-                        .expect("xdotool")
+                    on_display(&display, &auth, "xdotool", &["getmouselocation"])
                 })
                 .await
                 .unwrap();

@@ -127,12 +127,7 @@ fn ssh_through_the_gateway_verifies_host_keys_and_reports_exit_status() {
     let root = auth("root", vec![key(&lab, "client_ed25519")]);
     // Same host name, another key: what a rebuilt (or impersonated) host looks like.
     let other = lab.path("other_ed25519");
-    let made = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&other)
-        .output()
-        .unwrap();
-    assert!(made.status.success());
+    new_ssh_key(&other);
     let other_pub = std::fs::read_to_string(other.with_extension("pub")).unwrap();
     let other_key = other_pub
         .split_whitespace()
@@ -209,12 +204,7 @@ fn ssh_auth_methods_keys_agent_password_and_keyboard_interactive() {
     let wrong_key = AuthMethod::KeyFile {
         path: lab.path("wrong_ed25519"),
     };
-    let made = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(lab.path("wrong_ed25519"))
-        .output()
-        .unwrap();
-    assert!(made.status.success());
+    new_ssh_key(&lab.path("wrong_ed25519"));
 
     let results = block_on_in(&lab.out.clone(), move || async move {
         let trust = ends.trust(vec![ends.known.clone()]);
@@ -301,16 +291,7 @@ fn ssh_auth_methods_keys_agent_password_and_keyboard_interactive() {
         assert_eq!(result, &Ok("root".to_owned()), "{label}");
     }
     assert_eq!(get("passphrase"), Ok("root".into()));
-    let fingerprint = Command::new("ssh-keygen")
-        .arg("-lf")
-        .arg(lab.path("ssh/client_ecdsa.pub"))
-        .output()
-        .unwrap();
-    let fingerprint = String::from_utf8_lossy(&fingerprint.stdout)
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .to_owned();
+    let fingerprint = ssh_fingerprint(&lab.path("ssh/client_ecdsa.pub"));
     assert_eq!(
         get("agent keys"),
         Ok(format!("ecdsa-sha2-nistp256 {fingerprint}"))
@@ -357,12 +338,7 @@ fn ssh_host_certificates_are_checked_against_cert_authority_lines() {
             .collect::<Vec<_>>()
             .join(" ")
     };
-    let made = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(lab.path("ssh/other_ca"))
-        .output()
-        .unwrap();
-    assert!(made.status.success());
+    new_ssh_key(&lab.path("ssh/other_ca"));
     let trusted_ca = lab.path("ca_known_hosts");
     std::fs::write(
         &trusted_ca,

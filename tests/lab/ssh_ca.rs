@@ -59,21 +59,6 @@ fn keygen(args: &[&str]) -> Output {
     out
 }
 
-/// A new ed25519 key pair at `path` and `path.pub`, without a passphrase.
-fn new_key(path: &Path) {
-    keygen(&[
-        "-q",
-        "-t",
-        "ed25519",
-        "-N",
-        "",
-        "-C",
-        "lab",
-        "-f",
-        path.to_str().unwrap(),
-    ]);
-}
-
 /// A certificate's serial, as `ssh-keygen -L` prints it.
 fn serial_of(certificate: &Path) -> String {
     let shown =
@@ -142,8 +127,7 @@ fn ssh_certificates_from_the_gateway_log_in_only_as_granted() {
     std::fs::write(lab.path("ssh/user_ca.pub"), &public).unwrap();
     // The CA's private key is in the database only sealed (the file and its
     // write-ahead log, where the running gateway's writes may still be).
-    let mut database = std::fs::read(lab.path("gw/gateway.db")).unwrap();
-    database.extend(std::fs::read(lab.path("gw/gateway.db-wal")).unwrap_or_default());
+    let database = lab.gateway_database();
     assert!(database.len() > 4096, "the database was read");
     assert!(
         !database
@@ -170,7 +154,7 @@ fn ssh_certificates_from_the_gateway_log_in_only_as_granted() {
     let keys = lab.path("alice-keys");
     std::fs::create_dir_all(&keys).unwrap();
     let key = keys.join("id_ed25519");
-    new_key(&key);
+    new_ssh_key(&key);
     // The lab's certificates live one minute; this one is watched expiring below.
     let issued_at = Instant::now();
     let certificate = issue(&lab, &key);
@@ -220,9 +204,9 @@ fn ssh_certificates_from_the_gateway_log_in_only_as_granted() {
 
     // A certificate from another CA, for the same login: refused.
     let other_ca = keys.join("other_ca");
-    new_key(&other_ca);
+    new_ssh_key(&other_ca);
     let forged_key = keys.join("forged");
-    new_key(&forged_key);
+    new_ssh_key(&forged_key);
     keygen(&[
         "-q",
         "-s",
@@ -260,7 +244,7 @@ fn ssh_certificates_from_the_gateway_log_in_only_as_granted() {
     // A revoked serial is refused by sshd at the next log-on: the gateway
     // rewrites the revocation list sshd reads. Another certificate still works.
     let revoked_key = keys.join("revoked");
-    new_key(&revoked_key);
+    new_ssh_key(&revoked_key);
     let revoked = issue(&lab, &revoked_key);
     assert!(
         ssh_with_certificate(&lab, SSH_USER, &revoked_key, &revoked)

@@ -5,7 +5,7 @@
 //! the audit shows each release, and a disabled user or a removed grant stops
 //! the next release.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use portcullis_proto::HostName;
 use portcullis_proto::wire::{SecretReleaseRequest, SecretReleaseResponse};
@@ -38,8 +38,7 @@ fn ssh_from_gateway(lab: &Lab) -> Output {
 
 /// Everything the gateway wrote: its database (with the write-ahead log) and its log.
 fn gateway_bytes(lab: &Lab) -> Vec<u8> {
-    let mut bytes = std::fs::read(lab.path("gw/gateway.db")).unwrap();
-    bytes.extend(std::fs::read(lab.path("gw/gateway.db-wal")).unwrap_or_default());
+    let mut bytes = lab.gateway_database();
     bytes.extend(lab.gateway_log().into_bytes());
     bytes
 }
@@ -62,23 +61,13 @@ fn a_vault_secret_reaches_the_host_for_a_user_who_never_sees_it() {
     let dir = lab.path("vault-keys");
     std::fs::create_dir_all(&dir).unwrap();
     let key = dir.join("vnet1_ed25519");
-    let made = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "vault", "-f"])
-        .arg(&key)
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{}", text(&made));
+    new_ssh_key(&key);
     let private = std::fs::read_to_string(&key).unwrap();
     let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
     let mut authorized = std::fs::read_to_string(lab.path("ssh/authorized_keys")).unwrap();
     authorized.push_str(&public);
     std::fs::write(lab.path("ssh/authorized_keys"), authorized).unwrap();
-    lab.gw(
-        &[
-            "secret", "set", "vnet1", "--kind", "ssh-key", "--user", SSH_USER, "--stdin",
-        ],
-        Some(&private),
-    );
+    lab.set_secret("vnet1", "ssh-key", SSH_USER, &private);
     std::fs::remove_file(&key).unwrap();
     std::fs::remove_file(key.with_extension("pub")).unwrap();
     // A line from the middle of the key: what a leak would contain.
@@ -113,12 +102,7 @@ fn a_vault_secret_reaches_the_host_for_a_user_who_never_sees_it() {
     );
     assert!(text(&bare).contains("launch-only"), "{}", text(&bare));
     let carol = dir.join("carol");
-    let carol_key = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&carol)
-        .output()
-        .unwrap();
-    assert!(carol_key.status.success());
+    new_ssh_key(&carol);
     let cert = lab.cli(
         "carol",
         &["ssh-cert", "vnet1", "-i", carol.to_str().unwrap()],
@@ -177,12 +161,7 @@ fn a_vault_secret_reaches_the_host_for_a_user_who_never_sees_it() {
 
     // Now a password instead of the key: the same, by password authentication.
     lab.gw(&["secret", "remove", "vnet1", "--kind", "ssh-key"], None);
-    lab.gw(
-        &[
-            "secret", "set", "vnet1", "--kind", "password", "--user", SSH_USER, "--stdin",
-        ],
-        Some(&format!("{SSH_USER_PASSWORD}\n")),
-    );
+    lab.set_secret("vnet1", "password", SSH_USER, SSH_USER_PASSWORD);
     let out = ssh_from_gateway(&lab);
     assert!(
         out.status.success(),

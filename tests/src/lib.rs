@@ -759,6 +759,24 @@ impl Lab {
         std::fs::read_to_string(self.path("gateway.log")).unwrap_or_default()
     }
 
+    /// The gateway's database as it is on disk: the file and its write-ahead
+    /// log, where the running gateway's latest writes may still be.
+    pub fn gateway_database(&self) -> Vec<u8> {
+        let mut bytes = std::fs::read(self.path("gw/gateway.db")).expect("the gateway's database");
+        bytes.extend(std::fs::read(self.path("gw/gateway.db-wal")).unwrap_or_default());
+        bytes
+    }
+
+    /// `portcullis-gateway secret set HOST --kind KIND --user USER --stdin`.
+    pub fn set_secret(&self, host: &str, kind: &str, user: &str, value: &str) {
+        self.gw(
+            &[
+                "secret", "set", host, "--kind", kind, "--user", user, "--stdin",
+            ],
+            Some(value),
+        );
+    }
+
     /// Sends SIGTERM to the gateway and waits for it to exit.
     pub fn stop_gateway(&mut self) -> std::process::ExitStatus {
         let mut child = self.gateway.take().expect("gateway running");
@@ -939,6 +957,35 @@ pub fn netns_etc(ns: &str) -> PathBuf {
 
 fn pipe(mut cmd: Command, stdin: Option<&str>) -> Output {
     pipe_bytes(&mut cmd, stdin.map(str::as_bytes))
+}
+
+/// A new ed25519 key pair at `path` and `path.pub`, without a passphrase.
+pub fn new_ssh_key(path: &Path) {
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "lab", "-f"])
+        .arg(path)
+        .output()
+        .expect("ssh-keygen");
+    assert!(
+        out.status.success(),
+        "ssh-keygen -f {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A public key file's `SHA256:…` fingerprint, as `ssh-keygen -l` prints it.
+pub fn ssh_fingerprint(public_key_file: &Path) -> String {
+    let out = Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(public_key_file)
+        .output()
+        .expect("ssh-keygen");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_else(|| panic!("no fingerprint of {}", public_key_file.display()))
+        .to_owned()
 }
 
 pub fn pipe_bytes(cmd: &mut Command, stdin: Option<&[u8]>) -> Output {

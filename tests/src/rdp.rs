@@ -370,6 +370,21 @@ pub async fn watch_until(
     }
 }
 
+/// `program ARGS` on X display `display`, with `auth` as its XAUTHORITY.
+pub fn on_display(
+    display: &str,
+    auth: &Path,
+    program: &str,
+    args: &[&str],
+) -> std::process::Output {
+    Command::new(program)
+        .args(args)
+        .env("DISPLAY", display)
+        .env("XAUTHORITY", auth)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"))
+}
+
 /// `xclip` on X display `display` (with `auth` as its XAUTHORITY, when it has
 /// one), given `stdin` (a copy: xclip stays behind to serve it) or reading (a
 /// paste, at most 5 s).

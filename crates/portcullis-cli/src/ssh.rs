@@ -12,7 +12,7 @@ use portcullis_client::dial::{Dialer, JumpHop, Route};
 use portcullis_client::gateway_auth::{self, GatewayCredential, GatewayPassword};
 use portcullis_client::ssh::{
     AuthMethod, HostKeyDecision, HostKeyTrust, InteractiveRequest, LoadedKey, Prompter, PtyRequest,
-    ShellEvent, SshAuth, SshSession, SshTarget, UnknownHostKey, decode_key,
+    ShellEvent, SshAuth, SshSession, SshTarget, UnknownHostKey, decode_key, read_key_file,
 };
 use portcullis_proto::{HostName, Secret};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -228,16 +228,7 @@ pub async fn run(client: Client, args: SshArgs) -> anyhow::Result<u8> {
 
 /// A private key file, its passphrase asked on the terminal when it has one.
 async fn read_key(path: &Path, prompter: &dyn Prompter) -> anyhow::Result<LoadedKey> {
-    let size = std::fs::metadata(path)
-        .with_context(|| format!("cannot read the key {}", path.display()))?
-        .len();
-    if size > 64 * 1024 {
-        bail!("{} is not a private key ({size} bytes)", path.display());
-    }
-    let text = Secret::new(
-        std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the key {}", path.display()))?,
-    );
+    let text = read_key_file(path)?;
     let key = decode_key(&text, path, prompter)
         .await?
         .with_context(|| format!("no passphrase for {}", path.display()))?;

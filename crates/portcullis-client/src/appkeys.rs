@@ -13,10 +13,7 @@ use russh::keys::{HashAlg, PrivateKey};
 
 use crate::inventory::{AppKey, Inventory, InventoryError};
 use crate::secrets::{SecretStore, SecretsError};
-use crate::ssh::{LoadedKey, keyfix_widen};
-
-/// Longest private key text taken (OpenSSH's largest, RSA 16384, is far smaller).
-pub const MAX_KEY_TEXT: usize = 64 * 1024;
+use crate::ssh::{Decoded, LoadedKey, MAX_KEY_FILE_BYTES, SshError, decode_openssh, read_key_file};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -107,23 +104,19 @@ pub async fn import(
     text: &Secret<String>,
     passphrase: Option<&Secret<String>>,
 ) -> Result<AppKey, KeyError> {
-    if text.expose().len() > MAX_KEY_TEXT {
+    if text.expose().len() as u64 > MAX_KEY_FILE_BYTES {
         return Err(invalid("key", "that is not a private key (too long)"));
     }
-    let widened = keyfix_widen(text.expose());
-    let text = widened.as_ref().unwrap_or(text);
-    let key = match russh::keys::decode_secret_key(text.expose(), None) {
-        Ok(key) => key,
-        Err(russh::keys::Error::KeyIsEncrypted) => {
-            let Some(passphrase) = passphrase.filter(|p| !p.expose().is_empty()) else {
-                return Err(invalid(
-                    "passphrase",
-                    "this key is encrypted: enter its passphrase",
-                ));
-            };
-            russh::keys::decode_secret_key(text.expose(), Some(passphrase.expose()))
-                .map_err(|_| invalid("passphrase", "wrong passphrase"))?
+    let passphrase = passphrase.filter(|p| !p.expose().is_empty());
+    let key = match decode_openssh(text, passphrase) {
+        Ok(Decoded::Key(key)) => *key,
+        Ok(Decoded::NeedsPassphrase) => {
+            return Err(invalid(
+                "passphrase",
+                "this key is encrypted: enter its passphrase",
+            ));
         }
+        Ok(Decoded::WrongPassphrase) => return Err(invalid("passphrase", "wrong passphrase")),
         Err(_) => {
             return Err(invalid(
                 "key",
@@ -134,7 +127,7 @@ pub async fn import(
     keep(inventory, secrets, name, &key, "imported").await
 }
 
-/// [`import`] from a file (at most [`MAX_KEY_TEXT`] bytes).
+/// [`import`] from a file (at most [`crate::ssh::MAX_KEY_FILE_BYTES`]).
 pub async fn import_file(
     inventory: &Inventory,
     secrets: &SecretStore,
@@ -142,12 +135,10 @@ pub async fn import_file(
     path: &Path,
     passphrase: Option<&Secret<String>>,
 ) -> Result<AppKey, KeyError> {
-    let unreadable = |e: std::io::Error| invalid("path", format!("cannot read it: {e}"));
-    let size = std::fs::metadata(path).map_err(unreadable)?.len();
-    if size > MAX_KEY_TEXT as u64 {
-        return Err(invalid("path", "that is not a private key (too long)"));
-    }
-    let text = Secret::new(std::fs::read_to_string(path).map_err(unreadable)?);
+    let text = read_key_file(path).map_err(|e| match e {
+        SshError::Key { cause, .. } => invalid("path", format!("cannot read it: {cause}")),
+        other => invalid("path", other.to_string()),
+    })?;
     import(inventory, secrets, name, &text, passphrase).await
 }
 

@@ -258,13 +258,31 @@ impl Client {
         Ok((api, access))
     }
 
-    pub async fn hosts(&self, gateway: Option<&str>) -> Result<HostList, ClientError> {
+    /// A call to the gateway's API with the session's access token (refreshed
+    /// once on a 401); the answer, and the URL of the gateway that gave it.
+    async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        gateway: Option<&str>,
+        method: http::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(T, String), ClientError> {
         let (api, token) = self.session(gateway).await?;
-        self.with_auth_retry(gateway, &api, token, |api, token| async move {
-            api.request(http::Method::GET, "/v1/hosts", None, Some(token.expose()))
-                .await
-        })
-        .await
+        let url = api.url().to_string();
+        let answer = self
+            .with_auth_retry(gateway, &api, token, |api, token| {
+                let (method, body) = (method.clone(), body.clone());
+                async move { api.request(method, path, body, Some(token.expose())).await }
+            })
+            .await?;
+        Ok((answer, url))
+    }
+
+    pub async fn hosts(&self, gateway: Option<&str>) -> Result<HostList, ClientError> {
+        Ok(self
+            .call(gateway, http::Method::GET, "/v1/hosts", None)
+            .await?
+            .0)
     }
 
     /// A short-lived SSH certificate from the gateway's CA for `public_key`
@@ -280,20 +298,15 @@ impl Client {
             public_key: public_key.to_owned(),
         })
         .expect("a request serializes");
-        let (api, token) = self.session(gateway).await?;
-        self.with_auth_retry(gateway, &api, token, |api, token| {
-            let body = body.clone();
-            async move {
-                api.request(
-                    http::Method::POST,
-                    "/v1/ssh/certificate",
-                    Some(body),
-                    Some(token.expose()),
-                )
-                .await
-            }
-        })
-        .await
+        Ok(self
+            .call(
+                gateway,
+                http::Method::POST,
+                "/v1/ssh/certificate",
+                Some(body),
+            )
+            .await?
+            .0)
     }
 
     /// The host's credential from the gateway's vault, for the one session
@@ -311,21 +324,13 @@ impl Client {
             kind,
         })
         .expect("a request serializes");
-        let (api, token) = self.session(gateway).await?;
-        let gateway_url = api.url().to_string();
-        let released: SecretReleaseResponse = self
-            .with_auth_retry(gateway, &api, token, |api, token| {
-                let body = body.clone();
-                async move {
-                    api.request(
-                        http::Method::POST,
-                        "/v1/secrets/release",
-                        Some(body),
-                        Some(token.expose()),
-                    )
-                    .await
-                }
-            })
+        let (released, gateway_url): (SecretReleaseResponse, _) = self
+            .call(
+                gateway,
+                http::Method::POST,
+                "/v1/secrets/release",
+                Some(body),
+            )
             .await?;
         let mut tickets = self.launch_tickets.lock().expect("launch tickets lock");
         let now = now_secs();

@@ -243,7 +243,7 @@ mod tests {
         let user: UserName = "alice".parse().unwrap();
         let host: HostName = "vnet1".parse().unwrap();
         let principals = vec!["pclab".to_owned()];
-        let now = clock_now();
+        let now = crate::clock::now_secs();
         let certificate = |serial| {
             let request = CertRequest {
                 user: &user,
@@ -287,10 +287,6 @@ mod tests {
         // An empty list is a valid list that revokes nothing.
         write_krl(&list, &krl(ca.public_key(), &[], 0, now).unwrap()).unwrap();
         assert!(query(&revoked).status.success());
-    }
-
-    fn clock_now() -> u64 {
-        crate::clock::now_secs()
     }
 
     #[test]

@@ -95,6 +95,63 @@ impl PartialEq for LoadedKey {
 
 impl Eq for LoadedKey {}
 
+/// Longest private key file read; OpenSSH's largest (RSA 16384) is far smaller.
+pub const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
+
+/// A private key file's text, at most [`MAX_KEY_FILE_BYTES`].
+pub fn read_key_file(path: &Path) -> Result<Secret<String>, SshError> {
+    let key_error = |cause: String| SshError::Key {
+        path: path.display().to_string(),
+        cause,
+    };
+    let size = std::fs::metadata(path)
+        .map_err(|e| key_error(e.to_string()))?
+        .len();
+    if size > MAX_KEY_FILE_BYTES {
+        return Err(key_error(format!(
+            "{size} bytes is not a private key (at most {MAX_KEY_FILE_BYTES})"
+        )));
+    }
+    Ok(Secret::new(
+        std::fs::read_to_string(path).map_err(|e| key_error(e.to_string()))?,
+    ))
+}
+
+/// What OpenSSH private key text gave with the passphrase offered.
+pub enum Decoded {
+    Key(Box<PrivateKey>),
+    /// The key is encrypted and no passphrase was offered.
+    NeedsPassphrase,
+    /// The key is encrypted and the passphrase offered does not open it.
+    WrongPassphrase,
+}
+
+/// Reads OpenSSH private key text, with `passphrase` for an encrypted key. An
+/// ECDSA key whose scalar OpenSSH wrote a byte short is read at full width.
+/// `Err` when the text is not a key at all.
+pub fn decode_openssh(
+    text: &Secret<String>,
+    passphrase: Option<&Secret<String>>,
+) -> Result<Decoded, russh::keys::Error> {
+    let widened = keyfix::widen_ecdsa_scalar(text.expose());
+    let text = widened
+        .as_deref()
+        .map_or(text.expose().as_str(), String::as_str);
+    match russh::keys::decode_secret_key(text, None) {
+        Ok(key) => Ok(Decoded::Key(Box::new(key))),
+        Err(russh::keys::Error::KeyIsEncrypted) => match passphrase {
+            None => Ok(Decoded::NeedsPassphrase),
+            Some(passphrase) => Ok(
+                match russh::keys::decode_secret_key(text, Some(passphrase.expose())) {
+                    Ok(key) => Decoded::Key(Box::new(key)),
+                    Err(_) => Decoded::WrongPassphrase,
+                },
+            ),
+        },
+        Err(e) => Err(e),
+    }
+}
+
 /// Reads an OpenSSH private key. An encrypted one's passphrase is asked through
 /// `prompter` (under `label`), up to three times; `None` when the person
 /// declined to give it.
@@ -107,32 +164,20 @@ pub async fn decode_key(
         path: label.display().to_string(),
         cause,
     };
-    // An ECDSA key whose scalar OpenSSH wrote a byte short is read at full width.
-    let widened;
-    let text = match keyfix::widen_ecdsa_scalar(text.expose()) {
-        Some(fixed) => {
-            widened = Secret::new(fixed.to_string());
-            &widened
-        }
-        None => text,
-    };
-    match russh::keys::decode_secret_key(text.expose(), None) {
-        Ok(key) => Ok(Some(key)),
-        Err(russh::keys::Error::KeyIsEncrypted) => {
-            for attempt in 1..=PASSPHRASE_ATTEMPTS {
-                let Some(passphrase) = prompter.passphrase(label).await else {
+    let mut passphrase = None;
+    for attempt in 0..=PASSPHRASE_ATTEMPTS {
+        match decode_openssh(text, passphrase.as_ref()).map_err(|e| key_error(e.to_string()))? {
+            Decoded::Key(key) => return Ok(Some(*key)),
+            Decoded::WrongPassphrase if attempt == PASSPHRASE_ATTEMPTS => break,
+            Decoded::NeedsPassphrase | Decoded::WrongPassphrase => {
+                let Some(given) = prompter.passphrase(label).await else {
                     return Ok(None);
                 };
-                match russh::keys::decode_secret_key(text.expose(), Some(passphrase.expose())) {
-                    Ok(key) => return Ok(Some(key)),
-                    Err(_) if attempt < PASSPHRASE_ATTEMPTS => continue,
-                    Err(_) => break,
-                }
+                passphrase = Some(given);
             }
-            Err(key_error(format!(
-                "wrong passphrase ({PASSPHRASE_ATTEMPTS} attempts)"
-            )))
         }
-        Err(e) => Err(key_error(e.to_string())),
     }
+    Err(key_error(format!(
+        "wrong passphrase ({PASSPHRASE_ATTEMPTS} attempts)"
+    )))
 }

@@ -20,7 +20,7 @@ use russh::{ChannelMsg, client};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use hostkey::HostKeyTrust;
-pub use keys::{LoadedKey, decode_key};
+pub use keys::{Decoded, LoadedKey, MAX_KEY_FILE_BYTES, decode_key, decode_openssh, read_key_file};
 pub use shell::{ExitInfo, PtyRequest, Shell, ShellEvent, ShellReader, ShellWriter};
 
 use hostkey::Verifier;
@@ -74,14 +74,16 @@ pub enum SshError {
     Store { path: String, cause: String },
 }
 
-/// An unencrypted OpenSSH ECDSA key whose scalar OpenSSH wrote a byte short,
-/// rewritten at full width so that it reads; `None` for every other key.
-pub fn keyfix_widen(text: &str) -> Option<Secret<String>> {
-    keyfix::widen_ecdsa_scalar(text).map(|fixed| Secret::new(fixed.as_str().to_owned()))
-}
-
-/// The keys an ssh-agent holds: algorithm, `SHA256:…` fingerprint and comment.
-pub async fn agent_identities(socket: &Path) -> Result<Vec<(String, String, String)>, SshError> {
+/// The agent at `socket`, connected, and the keys it holds.
+async fn open_agent(
+    socket: &Path,
+) -> Result<
+    (
+        russh::keys::agent::client::AgentClient<tokio::net::UnixStream>,
+        Vec<AgentIdentity>,
+    ),
+    SshError,
+> {
     use russh::keys::agent::client::AgentClient;
     let agent_error = |e: russh::keys::Error| SshError::Agent {
         cause: format!("{}: {e}", socket.display()),
@@ -90,6 +92,12 @@ pub async fn agent_identities(socket: &Path) -> Result<Vec<(String, String, Stri
         .await
         .map_err(agent_error)?;
     let identities = agent.request_identities().await.map_err(agent_error)?;
+    Ok((agent, identities))
+}
+
+/// The keys an ssh-agent holds: algorithm, `SHA256:…` fingerprint and comment.
+pub async fn agent_identities(socket: &Path) -> Result<Vec<(String, String, String)>, SshError> {
+    let (_, identities) = open_agent(socket).await?;
     Ok(identities
         .into_iter()
         .filter_map(|identity| match identity {
@@ -275,8 +283,6 @@ impl Prompter for FixedAnswers {
     }
 }
 
-/// Longest private key file read; OpenSSH's largest (RSA 16384) is far smaller.
-const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
 /// Password attempts per connection, as OpenSSH asks (NumberOfPasswordPrompts).
 const PASSWORD_ATTEMPTS: usize = 3;
 /// Keyboard-interactive rounds before giving up on a server that keeps asking.
@@ -467,7 +473,6 @@ impl SshSession {
     }
 
     async fn try_agent(&mut self, auth: &SshAuth) -> Result<Attempt, SshError> {
-        use russh::keys::agent::client::AgentClient;
         let socket = match &auth.agent_socket {
             Some(path) => path.clone(),
             None => match std::env::var_os("SSH_AUTH_SOCK") {
@@ -479,13 +484,7 @@ impl SshSession {
                 }
             },
         };
-        let agent_error = |e: russh::keys::Error| SshError::Agent {
-            cause: format!("{}: {e}", socket.display()),
-        };
-        let mut agent = AgentClient::connect_uds(&socket)
-            .await
-            .map_err(agent_error)?;
-        let identities = agent.request_identities().await.map_err(agent_error)?;
+        let (mut agent, identities) = open_agent(&socket).await?;
         if identities.is_empty() {
             return Ok(Attempt::Skipped("the agent holds no keys".into()));
         }
@@ -520,20 +519,7 @@ impl SshSession {
         path: &Path,
         prompter: &dyn Prompter,
     ) -> Result<Attempt, SshError> {
-        let key_error = |cause: String| SshError::Key {
-            path: path.display().to_string(),
-            cause,
-        };
-        let size = std::fs::metadata(path)
-            .map_err(|e| key_error(e.to_string()))?
-            .len();
-        if size > MAX_KEY_FILE_BYTES {
-            return Err(key_error(format!(
-                "{size} bytes is not a private key (at most {MAX_KEY_FILE_BYTES})"
-            )));
-        }
-        let text =
-            Secret::new(std::fs::read_to_string(path).map_err(|e| key_error(e.to_string()))?);
+        let text = read_key_file(path)?;
         let Some(key) = decode_key(&text, path, prompter).await? else {
             return Ok(Attempt::Skipped("passphrase not given".into()));
         };
