@@ -198,7 +198,7 @@ pub fn start_xrdp(lab: &mut Lab) -> std::path::PathBuf {
         .status();
     // One xrdp at a time in this process: two session managers starting at once
     // pick the same X display number (the X sockets are shared across labs).
-    lab.hold(Box::new(XrdpTurn::take()));
+    lab.hold(Box::new(XrdpTurn::take(&home)));
     // Both daemons in a PID namespace of their own: when the lab kills it, the
     // session processes sesman forked (Xorg, the window manager, chansrv) go
     // too, instead of outliving the test.
@@ -239,25 +239,91 @@ pub fn start_xrdp(lab: &mut Lab) -> std::path::PathBuf {
     dir
 }
 
-/// This process's turn to run xrdp, until dropped (with the lab).
-struct XrdpTurn;
+/// This process's turn to run xrdp, until dropped (with the lab, after its
+/// processes).
+///
+/// The session's Xorg and chansrv are killed with the lab, so they leave their
+/// X lock file and sockets behind, in /tmp and /run/xrdp/sockdir. sesman takes
+/// the first display number (10 to 60) without any, so after 50 runs on one
+/// machine no session starts ("no display in range"). Taking a turn clears what
+/// earlier runs left for displays no Xorg serves; dropping it clears the
+/// session's own display.
+struct XrdpTurn {
+    /// The session user's home, where its start-up script writes `$DISPLAY`.
+    session_home: std::path::PathBuf,
+}
 
 static XRDP_BUSY: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
 static XRDP_FREED: std::sync::Condvar = std::sync::Condvar::new();
 
 impl XrdpTurn {
-    fn take() -> XrdpTurn {
+    fn take(session_home: &Path) -> XrdpTurn {
         let mut busy = XRDP_BUSY.lock().unwrap_or_else(|e| e.into_inner());
         while *busy {
             busy = XRDP_FREED.wait(busy).unwrap_or_else(|e| e.into_inner());
         }
         *busy = true;
-        XrdpTurn
+        let serving = xorg_displays();
+        for number in 10..=60 {
+            if !serving.contains(&number) {
+                remove_display_leftovers(number);
+            }
+        }
+        XrdpTurn {
+            session_home: session_home.to_owned(),
+        }
+    }
+}
+
+/// The display numbers running `Xorg` processes serve (`Xorg :N ...`).
+fn xorg_displays() -> Vec<u32> {
+    let Ok(processes) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    processes
+        .filter_map(|entry| std::fs::read(entry.ok()?.path().join("cmdline")).ok())
+        .filter_map(|cmdline| {
+            let mut args = cmdline.split(|&b| b == 0);
+            let program = args.next()?;
+            if !program.ends_with(b"Xorg") {
+                return None;
+            }
+            args.find_map(|arg| {
+                std::str::from_utf8(arg.strip_prefix(b":")?)
+                    .ok()?
+                    .parse()
+                    .ok()
+            })
+        })
+        .collect()
+}
+
+/// Removes display `number`'s X lock file and socket, and xrdp's sockets for it.
+fn remove_display_leftovers(number: u32) {
+    let _ = std::fs::remove_file(format!("/tmp/.X{number}-lock"));
+    let _ = std::fs::remove_file(format!("/tmp/.X11-unix/X{number}"));
+    let suffix = format!("_{number}");
+    if let Ok(entries) = std::fs::read_dir("/run/xrdp/sockdir") {
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().ends_with(&suffix) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
 }
 
 impl Drop for XrdpTurn {
     fn drop(&mut self) {
+        let display =
+            std::fs::read_to_string(self.session_home.join("display")).unwrap_or_default();
+        if let Some(number) = display
+            .trim()
+            .strip_prefix(':')
+            .and_then(|n| n.split('.').next())
+            .and_then(|n| n.parse::<u32>().ok())
+        {
+            remove_display_leftovers(number);
+        }
         *XRDP_BUSY.lock().unwrap_or_else(|e| e.into_inner()) = false;
         XRDP_FREED.notify_all();
     }
@@ -365,7 +431,13 @@ pub async fn watch_until(
             "session ended while waiting for {what}: {:?}",
             session.ended()
         );
-        assert!(Instant::now() < deadline, "no {what} within {patience:?}");
+        assert!(
+            Instant::now() < deadline,
+            "no {what} within {patience:?} (the canvas is {}×{}, its top left pixel {:?})",
+            canvas.width,
+            canvas.height,
+            canvas.pixel(0, 0)
+        );
         let _ = tokio::time::timeout(Duration::from_millis(200), session.changed()).await;
     }
 }
@@ -481,5 +553,80 @@ pub async fn typed_text(path: &Path, patience: Duration) -> String {
             "the keys never reached the terminal on the server"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A minimal X11 client on a lab display that paints the root window a solid
+/// colour, as `xsetroot -solid` does, over one connection kept open: for an
+/// animation that costs the machine an X request, not a process, per change.
+pub struct RootPainter {
+    socket: std::os::unix::net::UnixStream,
+    root: u32,
+}
+
+impl RootPainter {
+    /// Connects to `display` (":N", the lab's Xvfb: no authorization).
+    pub fn connect(display: &str) -> std::io::Result<RootPainter> {
+        use std::io::{Error, Read, Write};
+        let number = display.trim_start_matches(':');
+        let mut socket =
+            std::os::unix::net::UnixStream::connect(format!("/tmp/.X11-unix/X{number}"))?;
+        socket.set_read_timeout(Some(Duration::from_secs(5)))?;
+        // Setup request: little-endian, protocol 11.0, no authorization.
+        socket.write_all(&[b'l', 0, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0])?;
+        let mut head = [0u8; 8];
+        socket.read_exact(&mut head)?;
+        let extra = usize::from(u16::from_le_bytes([head[6], head[7]])) * 4;
+        if extra > 1 << 20 {
+            return Err(Error::other("X setup reply too long"));
+        }
+        let mut setup = vec![0u8; extra];
+        socket.read_exact(&mut setup)?;
+        if head[0] != 1 {
+            return Err(Error::other(format!(
+                "X server refused the connection: {}",
+                String::from_utf8_lossy(&setup)
+            )));
+        }
+        // After the fixed 32 bytes: the vendor string (padded to 4) and 8-byte
+        // pixmap formats, then the first screen, whose first field is its root.
+        let vendor = usize::from(u16::from_le_bytes([setup[16], setup[17]]));
+        let formats = usize::from(setup[21]);
+        let screen = 32 + vendor.div_ceil(4) * 4 + formats * 8;
+        let root = setup
+            .get(screen..screen + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .ok_or_else(|| Error::other("X setup reply without a screen"))?;
+        Ok(RootPainter { socket, root })
+    }
+
+    /// Paints the root `rgb` (a 24-bit TrueColor pixel) and waits until the
+    /// server has done it (a GetInputFocus round trip).
+    pub fn paint(&mut self, rgb: [u8; 3]) -> std::io::Result<()> {
+        use std::io::{Read, Write};
+        let pixel = u32::from_be_bytes([0, rgb[0], rgb[1], rgb[2]]);
+        let mut requests = Vec::with_capacity(36);
+        // ChangeWindowAttributes(root, CWBackPixel = pixel): opcode 2, 4 words.
+        requests.extend_from_slice(&[2, 0, 4, 0]);
+        requests.extend_from_slice(&self.root.to_le_bytes());
+        requests.extend_from_slice(&2u32.to_le_bytes());
+        requests.extend_from_slice(&pixel.to_le_bytes());
+        // ClearArea(root, whole window, no exposures): opcode 61, 4 words.
+        requests.extend_from_slice(&[61, 0, 4, 0]);
+        requests.extend_from_slice(&self.root.to_le_bytes());
+        requests.extend_from_slice(&[0; 8]);
+        // GetInputFocus: opcode 43, 1 word; its 32-byte reply ends the round trip.
+        requests.extend_from_slice(&[43, 0, 1, 0]);
+        self.socket.write_all(&requests)?;
+        let mut reply = [0u8; 32];
+        self.socket.read_exact(&mut reply)?;
+        match reply[0] {
+            1 => Ok(()),
+            0 => Err(std::io::Error::other(format!(
+                "X error {} on request {}",
+                reply[1], reply[10]
+            ))),
+            _ => Err(std::io::Error::other("unexpected X event")),
+        }
     }
 }

@@ -2,7 +2,8 @@ use core::cmp::min;
 
 use ironrdp_graphics::image_processing::PixelFormat;
 use ironrdp_graphics::rectangle_processing::Region;
-use ironrdp_graphics::rfx::{TILE_SIZE, TileDecoder};
+use ironrdp_graphics::rfx::{TILE_RGBA_LEN, TILE_SIZE};
+use portcullis_rfx::FrameDecoder;
 use ironrdp_pdu::codecs::rfx::{self, EntropyAlgorithm, RfxRectangle, Tile};
 use ironrdp_pdu::geometry::{InclusiveRectangle, Rectangle as _};
 use ironrdp_pdu::{Decode as _, ReadCursor, decode_cursor};
@@ -16,7 +17,9 @@ pub type FrameId = u32;
 pub struct DecodingContext {
     context: rfx::ContextPdu,
     channels: rfx::ChannelsPdu,
-    tile_decoder: TileDecoder,
+    // Portcullis: a frame's tiles are decoded together (on several cores) by
+    // portcullis-rfx, then applied one by one as before.
+    frame_decoder: FrameDecoder,
 }
 
 impl Default for DecodingContext {
@@ -27,7 +30,7 @@ impl Default for DecodingContext {
                 entropy_algorithm: EntropyAlgorithm::Rlgr1,
             },
             channels: rfx::ChannelsPdu(Vec::new()),
-            tile_decoder: TileDecoder::new(),
+            frame_decoder: FrameDecoder::new(),
         }
     }
 }
@@ -150,13 +153,14 @@ impl DecodingContext {
 
         let mut final_update_rectangle = clipping_rectangles.extents.clone();
 
-        for (update_rectangle, tile) in tiles_to_rectangles(tile_set.tiles.as_slice(), destination).zip(&tile_set.tiles)
-        {
-            let tile_output = self
-                .tile_decoder
-                .decode(tile, &tile_set.quants, entropy_algorithm)
-                .map_err(|e| custom_err!("decode_tile", e))?;
+        let decoded = self
+            .frame_decoder
+            .decode(&tile_set.tiles, &tile_set.quants, entropy_algorithm)
+            .map_err(|e| custom_err!("decode_tile", e))?;
 
+        for (update_rectangle, tile_output) in
+            tiles_to_rectangles(tile_set.tiles.as_slice(), destination).zip(decoded.chunks_exact(TILE_RGBA_LEN))
+        {
             let current_update_rectangle = image.apply_tile(
                 tile_output,
                 PixelFormat::RgbA32,
