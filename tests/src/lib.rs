@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 pub mod keyring;
 pub mod rdp;
 pub mod webdriver;
+pub mod x11;
 
 use anyhow::{Context, bail};
 

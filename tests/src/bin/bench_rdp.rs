@@ -17,9 +17,10 @@ use portcullis_client::home::ClientHome;
 use portcullis_client::rdp::frame::Canvas;
 use portcullis_client::rdp::{RdpCredentials, RdpOptions, RdpTarget};
 use portcullis_lab::rdp::{
-    RDP_PASSWORD, RDP_PORT, RDP_USER, RootPainter, close_to, connect_through_gateway,
+    RDP_PASSWORD, RDP_PORT, RDP_USER, close_to, connect_through_gateway,
     start_shadow_server_sized,
 };
+use portcullis_lab::x11::X11;
 use portcullis_lab::*;
 use portcullis_proto::Secret;
 
@@ -36,6 +37,15 @@ const COLOURS: [[u8; 3]; 4] = [
     [0xc0, 0x20, 0x90],
 ];
 
+/// Colour `i` of the animation: every channel steps by an odd amount, so the
+/// colours repeat only every 256 changes (4 s). A short cycle aliases: with
+/// 4 colours at 60 Hz, a server capturing every 66.7 ms (15 Hz) would show the
+/// same colour in every frame, and its frames would not be counted.
+fn animation_colour(i: usize) -> [u8; 3] {
+    let step = |start: usize, by: usize| u8::try_from((start + i * by) % 256).expect("< 256");
+    [step(0x20, 37), step(0x60, 91), step(0xd0, 53)]
+}
+
 /// Display changes per second of the animation: a program redrawing at a
 /// 60 Hz display's rate.
 const ANIMATION_RATE: u32 = 60;
@@ -49,13 +59,13 @@ fn animate(
     changes: Arc<AtomicU64>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
-        let mut painter = RootPainter::connect(&display).expect("X connection for the animation");
+        let mut painter = X11::connect(&display).expect("X connection for the animation");
         let period = Duration::from_secs(1) / ANIMATION_RATE;
         let mut next = Instant::now();
         let mut i = 0;
         while !stop.load(Ordering::Relaxed) {
             painter
-                .paint(COLOURS[i % COLOURS.len()])
+                .paint_root(animation_colour(i))
                 .expect("paint the root window");
             changes.fetch_add(1, Ordering::Relaxed);
             i += 1;
@@ -105,8 +115,8 @@ struct Figures {
 fn measure(geometry: &str) -> Vec<Figures> {
     let mut lab = Lab::start();
     let display = start_shadow_server_sized(&mut lab, geometry);
-    RootPainter::connect(&display)
-        .and_then(|mut painter| painter.paint([0, 0, 0]))
+    X11::connect(&display)
+        .and_then(|mut x| x.paint_root([0, 0, 0]))
         .expect("paint the root window");
     lab.login("alice");
     let mut runs = vec![
@@ -164,11 +174,11 @@ fn measure_ours(lab: &Lab, display: &str, remote_fx: bool) -> Figures {
         };
         // Latency: one change at a time, timed until its pixel is in the canvas.
         let mut latencies = Vec::with_capacity(LATENCY_SAMPLES);
-        let mut painter = RootPainter::connect(&screen).expect("X connection");
+        let mut painter = X11::connect(&screen).expect("X connection");
         for i in 0..LATENCY_SAMPLES {
             let colour = COLOURS[i % COLOURS.len()];
             let started = Instant::now();
-            painter.paint(colour).expect("paint the root window");
+            painter.paint_root(colour).expect("paint the root window");
             loop {
                 pump(&mut canvas, &mut pipeline);
                 if close_to(canvas.pixel(probe.0, probe.1), colour) {
