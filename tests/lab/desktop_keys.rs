@@ -83,6 +83,7 @@ fn desktop_window_signs_in_with_app_keys_gateway_certificates_and_vault_credenti
     let desktop = Desktop::start(&lab, "e2e-keys");
     let app = bin("portcullis-desktop");
     let driver_address = desktop.driver.clone();
+    let app_display = desktop.display.clone();
     let artifacts = desktop.artifacts.clone();
     let gateway_url = lab.gateway_url.clone();
     let fingerprint = lab.fingerprint.clone();
@@ -92,7 +93,9 @@ fn desktop_window_signs_in_with_app_keys_gateway_certificates_and_vault_credenti
     let authorized_keys = lab.path("ssh/authorized_keys");
 
     in_netns(&lab.out.clone(), move || {
-        let driver = WebDriver::start(&driver_address, &app).expect("a WebDriver session");
+        let driver = WebDriver::start(&driver_address, &app)
+            .expect("a WebDriver session")
+            .on_display(&app_display);
         let shot = |name: &str| driver.screenshot(&artifacts.join(format!("{name}.png")));
         driver.wait("#search");
         // Keys live in the password store: set it up first.

@@ -66,9 +66,8 @@ impl X11 {
         self.socket.read_exact(&mut reply)?;
         match reply[0] {
             1 => {
-                let extra = usize::try_from(u32_at(&reply, 4).unwrap_or(0))
-                    .map_err(Error::other)?
-                    * 4;
+                let extra =
+                    usize::try_from(u32_at(&reply, 4).unwrap_or(0)).map_err(Error::other)? * 4;
                 let mut whole = reply.to_vec();
                 whole.resize(32 + extra, 0);
                 self.socket.read_exact(&mut whole[32..])?;

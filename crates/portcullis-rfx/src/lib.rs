@@ -11,9 +11,9 @@
 //! - the colour conversion is the same integer arithmetic as the `yuv` crate's
 //!   `rdp_yuv444_to_rgba` (which IronRDP calls), written so the compiler
 //!   vectorizes it: a pixel is one `u32`, no per-byte stores;
-//! - the tiles of one frame are split into contiguous runs decoded on
-//!   separate threads (scoped: they end before `decode` returns), when the
-//!   frame is big enough to pay for the threads.
+//! - the tiles of one frame are decoded on several threads (scoped: they end
+//!   before `decode` returns), each taking the next run of 8 tiles until none
+//!   is left, when the frame is big enough to pay for the threads.
 //!
 //! `sample` makes encoded tiles with IronRDP's encoder (for the tests) and
 //! times a full HD frame against IronRDP's decoder (for `cargo xtask bench rdp`).
@@ -22,6 +22,8 @@
 //! calls [`FrameDecoder::decode`] in place of its tile loop.
 
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use ironrdp_graphics::rfx::RfxDecodeError;
 use ironrdp_graphics::{dwt, quantization, rlgr, subband_reconstruction};
@@ -37,6 +39,8 @@ pub const TILE_RGBA_LEN: usize = TILE_PIXELS * 4;
 /// Below this many tiles per thread, a thread costs more than it saves
 /// (a tile takes tens of microseconds; starting a thread about as long as one).
 const MIN_TILES_PER_THREAD: usize = 24;
+/// Tiles a thread takes at a time.
+const TILES_PER_JOB: usize = 8;
 /// No more threads than this, whatever the machine has.
 const MAX_THREADS: usize = 8;
 
@@ -122,28 +126,50 @@ impl FrameDecoder {
             )?;
             return Ok(&self.output);
         }
-        let per_thread = tiles.len().div_ceil(threads);
-        let mut runs = tiles
-            .chunks(per_thread)
-            .zip(self.output.chunks_mut(per_thread * TILE_RGBA_LEN))
-            .zip(self.scratch.iter_mut());
-        let first = runs.next();
-        let rest: Vec<_> = runs.collect();
+        // Small runs handed out in turn, so a thread the machine slows down
+        // (another program on its core) takes fewer of them.
+        let jobs: Vec<Mutex<Option<Job<'_, '_>>>> = tiles
+            .chunks(TILES_PER_JOB)
+            .zip(self.output.chunks_mut(TILES_PER_JOB * TILE_RGBA_LEN))
+            .map(|job| Mutex::new(Some(job)))
+            .collect();
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let work = |scratch: &mut Scratch| -> Result<(), RfxDecodeError> {
+            while !failed.load(Ordering::Relaxed) {
+                let Some(job) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                    break;
+                };
+                let taken = job.lock().unwrap_or_else(PoisonError::into_inner).take();
+                if let Some((tiles, output)) = taken
+                    && let Err(e) = decode_run(tiles, quants, entropy, scratch, output)
+                {
+                    failed.store(true, Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+            Ok(())
+        };
+        let (own, others) = self
+            .scratch
+            .split_first_mut()
+            .expect("at least one scratch");
         std::thread::scope(|scope| {
-            let workers: Vec<_> = rest
-                .into_iter()
-                .map(|((tiles, output), scratch)| {
-                    scope.spawn(move || decode_run(tiles, quants, entropy, scratch, output))
+            let work = &work;
+            // A thread the system cannot start leaves its share to the others.
+            let helpers: Vec<_> = others
+                .iter_mut()
+                .take(threads - 1)
+                .map_while(|scratch| {
+                    std::thread::Builder::new()
+                        .name("rfx-decode".into())
+                        .spawn_scoped(scope, move || work(scratch))
+                        .ok()
                 })
                 .collect();
-            let mut result = match first {
-                Some(((tiles, output), scratch)) => {
-                    decode_run(tiles, quants, entropy, scratch, output)
-                }
-                None => Ok(()),
-            };
-            for worker in workers {
-                let outcome = worker
+            let mut result = work(own);
+            for helper in helpers {
+                let outcome = helper
                     .join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
                 result = result.and(outcome);
@@ -153,6 +179,9 @@ impl FrameDecoder {
         Ok(&self.output)
     }
 }
+
+/// A run of tiles and where their pixels go.
+type Job<'t, 'o> = (&'t [Tile<'t>], &'o mut [u8]);
 
 /// Decodes a run of tiles, one after another, into `output`.
 fn decode_run(
@@ -249,19 +278,9 @@ mod tests {
         }
     }
 
+    /// The usual quantization, and the finest (every band at 6).
     const QUANTS: [Quant; 2] = [
-        Quant {
-            ll3: 6,
-            lh3: 6,
-            hl3: 6,
-            hh3: 6,
-            lh2: 7,
-            hl2: 7,
-            hh2: 8,
-            lh1: 8,
-            hl1: 8,
-            hh1: 9,
-        },
+        super::sample::QUANT,
         Quant {
             ll3: 6,
             lh3: 6,
@@ -411,6 +430,28 @@ mod tests {
                 .ok(),
             Some(59 * TILE_RGBA_LEN)
         );
+    }
+
+    #[test]
+    fn a_bad_tile_amid_a_big_frame_fails_the_frame_on_four_threads_and_the_next_frame_decodes() {
+        let data = encode(&picture(3), &QUANTS[0], EntropyAlgorithm::Rlgr1);
+        let mut tiles: Vec<_> = (0..100).map(|i| tile(i, 0, &data)).collect();
+        tiles[57].cb_data = &[];
+        assert!(
+            reference(&tiles, EntropyAlgorithm::Rlgr1).is_err(),
+            "IronRDP refuses it too"
+        );
+        let mut decoder = FrameDecoder::with_threads(4);
+        assert!(matches!(
+            decoder.decode(&tiles, &QUANTS, EntropyAlgorithm::Rlgr1),
+            Err(RfxDecodeError::Rlgr(_))
+        ));
+        tiles[57].cb_data = &data[1];
+        let expected = reference(&tiles, EntropyAlgorithm::Rlgr1).expect("decodes");
+        let ours = decoder
+            .decode(&tiles, &QUANTS, EntropyAlgorithm::Rlgr1)
+            .expect("decodes");
+        assert!(ours == expected.as_slice());
     }
 
     #[test]

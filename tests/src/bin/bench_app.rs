@@ -101,13 +101,16 @@ fn main() {
 
     let app = bin("portcullis-desktop");
     let address = desktop.driver.clone();
+    let app_display = desktop.display.clone();
     let out = lab.out.clone();
     let fingerprint = lab.fingerprint.clone();
     let gateway_url = lab.gateway_url.clone();
     let burst_path = burst.display().to_string();
     let (cold_start, rss_start, rss_tabs, burst_time) = in_netns(&out.clone(), move || {
         let started = Instant::now();
-        let driver = WebDriver::start(&address, &app).expect("WebDriver session");
+        let driver = WebDriver::start(&address, &app)
+            .expect("WebDriver session")
+            .on_display(&app_display);
         driver.wait_until(
             "the interactive host list",
             "return document.body.dataset.ready === '1';",

@@ -17,8 +17,7 @@ use portcullis_client::home::ClientHome;
 use portcullis_client::rdp::frame::Canvas;
 use portcullis_client::rdp::{RdpCredentials, RdpOptions, RdpTarget};
 use portcullis_lab::rdp::{
-    RDP_PASSWORD, RDP_PORT, RDP_USER, close_to, connect_through_gateway,
-    start_shadow_server_sized,
+    RDP_PASSWORD, RDP_PORT, RDP_USER, close_to, connect_through_gateway, start_shadow_server_sized,
 };
 use portcullis_lab::x11::X11;
 use portcullis_lab::*;
