@@ -307,9 +307,7 @@ fn main() {
     if !lab_available("bench-rdp") {
         std::process::exit(1);
     }
-    for tool in ["freerdp-shadow-cli"] {
-        require_tool(tool);
-    }
+    require_tool("freerdp-shadow-cli");
     let mut runs = measure("1024x768x24");
     runs.extend(measure("1920x1080x24"));
     let mut table = format!(
