@@ -36,6 +36,12 @@ pub const TILE_PIXELS: usize = TILE_SIZE * TILE_SIZE;
 /// Bytes of a decoded tile (RGBA, row after row).
 pub const TILE_RGBA_LEN: usize = TILE_PIXELS * 4;
 
+/// Most tiles one [`FrameDecoder::decode`] call takes (16 MiB of pixels, a
+/// 2048×2048 area; a 1920×1080 frame is 510 tiles). A frame's tile set may
+/// hold up to 65 535 tiles whatever the desktop's size, so callers decode a
+/// bigger one in batches of this many, and memory stays bounded.
+pub const MAX_BATCH_TILES: usize = 1024;
+
 /// Below this many tiles per thread, a thread costs more than it saves
 /// (a tile takes tens of microseconds; starting a thread about as long as one).
 const MIN_TILES_PER_THREAD: usize = 24;
@@ -96,13 +102,16 @@ impl FrameDecoder {
 
     /// Decodes every tile to RGBA: tile `i` is at `i * TILE_RGBA_LEN` of the
     /// answer, 64 rows of 64 pixels. The first tile that fails to decode
-    /// fails the frame.
+    /// fails the frame; more than [`MAX_BATCH_TILES`] tiles are refused.
     pub fn decode(
         &mut self,
         tiles: &[Tile<'_>],
         quants: &[Quant],
         entropy: EntropyAlgorithm,
     ) -> Result<&[u8], RfxDecodeError> {
+        if tiles.len() > MAX_BATCH_TILES {
+            return Err(RfxDecodeError::TooManyTiles(tiles.len()));
+        }
         // Quant indices are checked before any work, so no thread starts on a bad frame.
         for tile in tiles {
             for index in [tile.y_quant_index, tile.cb_quant_index, tile.cr_quant_index] {
@@ -452,6 +461,24 @@ mod tests {
             .decode(&tiles, &QUANTS, EntropyAlgorithm::Rlgr1)
             .expect("decodes");
         assert!(ours == expected.as_slice());
+    }
+
+    #[test]
+    fn more_tiles_than_a_batch_are_refused_without_allocating_for_them() {
+        let data = encode(&picture(5), &QUANTS[0], EntropyAlgorithm::Rlgr1);
+        let tiles: Vec<_> = (0..=MAX_BATCH_TILES)
+            .map(|i| tile(i as u16, 0, &data))
+            .collect();
+        let mut decoder = FrameDecoder::with_threads(2);
+        assert!(matches!(
+            decoder.decode(&tiles, &QUANTS, EntropyAlgorithm::Rlgr1),
+            Err(RfxDecodeError::TooManyTiles(n)) if n == MAX_BATCH_TILES + 1
+        ));
+        assert_eq!(decoder.output.capacity(), 0);
+        let batch = decoder
+            .decode(&tiles[..MAX_BATCH_TILES], &QUANTS, EntropyAlgorithm::Rlgr1)
+            .expect("a full batch decodes");
+        assert_eq!(batch.len(), MAX_BATCH_TILES * TILE_RGBA_LEN);
     }
 
     #[test]

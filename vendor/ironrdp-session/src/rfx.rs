@@ -3,7 +3,7 @@ use core::cmp::min;
 use ironrdp_graphics::image_processing::PixelFormat;
 use ironrdp_graphics::rectangle_processing::Region;
 use ironrdp_graphics::rfx::{TILE_RGBA_LEN, TILE_SIZE};
-use portcullis_rfx::FrameDecoder;
+use portcullis_rfx::{FrameDecoder, MAX_BATCH_TILES};
 use ironrdp_pdu::codecs::rfx::{self, EntropyAlgorithm, RfxRectangle, Tile};
 use ironrdp_pdu::geometry::{InclusiveRectangle, Rectangle as _};
 use ironrdp_pdu::{Decode as _, ReadCursor, decode_cursor};
@@ -153,22 +153,25 @@ impl DecodingContext {
 
         let mut final_update_rectangle = clipping_rectangles.extents.clone();
 
-        let decoded = self
-            .frame_decoder
-            .decode(&tile_set.tiles, &tile_set.quants, entropy_algorithm)
-            .map_err(|e| custom_err!("decode_tile", e))?;
-
-        for (update_rectangle, tile_output) in
-            tiles_to_rectangles(tile_set.tiles.as_slice(), destination).zip(decoded.chunks_exact(TILE_RGBA_LEN))
+        // Portcullis: tiles decoded a batch at a time (on several cores), then
+        // applied one by one as before; a batch's pixels are bounded in size.
+        let rectangles: Vec<InclusiveRectangle> = tiles_to_rectangles(tile_set.tiles.as_slice(), destination).collect();
+        for (tiles, rectangles) in tile_set
+            .tiles
+            .chunks(MAX_BATCH_TILES)
+            .zip(rectangles.chunks(MAX_BATCH_TILES))
         {
-            let current_update_rectangle = image.apply_tile(
-                tile_output,
-                PixelFormat::RgbA32,
-                &clipping_rectangles,
-                &update_rectangle,
-            )?;
+            let decoded = self
+                .frame_decoder
+                .decode(tiles, &tile_set.quants, entropy_algorithm)
+                .map_err(|e| custom_err!("decode_tile", e))?;
 
-            final_update_rectangle = final_update_rectangle.union(&current_update_rectangle);
+            for (update_rectangle, tile_output) in rectangles.iter().zip(decoded.chunks_exact(TILE_RGBA_LEN)) {
+                let current_update_rectangle =
+                    image.apply_tile(tile_output, PixelFormat::RgbA32, &clipping_rectangles, update_rectangle)?;
+
+                final_update_rectangle = final_update_rectangle.union(&current_update_rectangle);
+            }
         }
 
         Ok((frame_begin.index, final_update_rectangle))
