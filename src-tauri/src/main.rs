@@ -13,7 +13,7 @@ mod sessions;
 use portcullis_client::home::ClientHome;
 
 /// WebKitGTK's DMA-BUF renderer (its default since 2.42) costs the app about
-/// 76 MiB of memory (PSS, measured by `cargo xtask bench app`: 289 → 213 MiB)
+/// 76 MiB of memory (PSS, measured by `cargo xtask bench app`: 289 → 214 MiB)
 /// and buys nothing a list of hosts, terminals and an RDP canvas need; WebKit
 /// then composites as it did before 2.42. It is also the usual cause of blank
 /// WebKitGTK windows on NVIDIA drivers. `PORTCULLIS_WEBKIT_DMABUF=1` keeps it;
