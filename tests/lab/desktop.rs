@@ -63,19 +63,14 @@ fn desktop_window_signs_in_opens_a_granted_host_and_manages_local_hosts() {
     let key = desktop.user_home.join(".ssh/id_ed25519");
     std::fs::copy(lab.path("ssh/client_ed25519"), &key).unwrap();
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let app = bin("portcullis-desktop");
-    let driver_address = desktop.driver.clone();
-    let app_display = desktop.display.clone();
-    let artifacts = desktop.artifacts.clone();
+    let window = desktop.window();
     let gateway_url = lab.gateway_url.clone();
     let fingerprint = lab.fingerprint.clone();
     let home = desktop.home.clone();
 
     let shown_fingerprint = in_netns(&lab.out.clone(), move || {
-        let driver = WebDriver::start(&driver_address, &app)
-            .expect("a WebDriver session")
-            .on_display(&app_display);
-        let shot = |name: &str| driver.screenshot(&artifacts.join(format!("{name}.png")));
+        let driver = window.open();
+        let shot = |name: &str| driver.shot(name);
         driver.wait("#search");
         driver.wait_until(
             "the empty state",
@@ -344,16 +339,11 @@ fn desktop_window_keeps_passwords_in_the_os_keychain_and_jumps_through_a_bastion
     let key = desktop.user_home.join(".ssh/id_ed25519");
     std::fs::copy(lab.path("ssh/client_ed25519"), &key).unwrap();
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let app = bin("portcullis-desktop");
-    let driver_address = desktop.driver.clone();
-    let app_display = desktop.display.clone();
-    let artifacts = desktop.artifacts.clone();
+    let window = desktop.window();
 
     in_netns(&lab.out.clone(), move || {
-        let driver = WebDriver::start(&driver_address, &app)
-            .expect("a WebDriver session")
-            .on_display(&app_display);
-        let shot = |name: &str| driver.screenshot(&artifacts.join(format!("{name}.png")));
+        let driver = window.open();
+        let shot = |name: &str| driver.shot(name);
         driver.wait("#secrets-status[data-kind=keychain][data-state=ready]");
         let add = |name: &str, address: &str, port: &str, user: &str, script: &str| {
             driver.click("#add-host");

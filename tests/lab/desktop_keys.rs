@@ -81,10 +81,7 @@ fn desktop_window_signs_in_with_app_keys_gateway_certificates_and_vault_credenti
     lab.set_secret("vnet1", "password", SSH_USER, SSH_USER_PASSWORD);
 
     let desktop = Desktop::start(&lab, "e2e-keys");
-    let app = bin("portcullis-desktop");
-    let driver_address = desktop.driver.clone();
-    let app_display = desktop.display.clone();
-    let artifacts = desktop.artifacts.clone();
+    let window = desktop.window();
     let gateway_url = lab.gateway_url.clone();
     let fingerprint = lab.fingerprint.clone();
     let display = desktop.display.clone();
@@ -93,10 +90,8 @@ fn desktop_window_signs_in_with_app_keys_gateway_certificates_and_vault_credenti
     let authorized_keys = lab.path("ssh/authorized_keys");
 
     in_netns(&lab.out.clone(), move || {
-        let driver = WebDriver::start(&driver_address, &app)
-            .expect("a WebDriver session")
-            .on_display(&app_display);
-        let shot = |name: &str| driver.screenshot(&artifacts.join(format!("{name}.png")));
+        let driver = window.open();
+        let shot = |name: &str| driver.shot(name);
         driver.wait("#search");
         // Keys live in the password store: set it up first.
         driver.click("#secrets-action");

@@ -72,18 +72,13 @@ fn desktop_window_draws_an_rdp_host_and_sends_it_input() {
     lab.adopt(terminal);
 
     let desktop = Desktop::start(&lab, "e2e-rdp");
-    let app = bin("portcullis-desktop");
-    let driver_address = desktop.driver.clone();
-    let app_display = desktop.display.clone();
-    let artifacts = desktop.artifacts.clone();
+    let window = desktop.window();
     let gateway_url = lab.gateway_url.clone();
     let typed_file = typed.clone();
     let root = display.clone();
     in_netns(&lab.out.clone(), move || {
-        let driver = WebDriver::start(&driver_address, &app)
-            .expect("a WebDriver session")
-            .on_display(&app_display);
-        let shot = |name: &str| driver.screenshot(&artifacts.join(format!("{name}.png")));
+        let driver = window.open();
+        let shot = |name: &str| driver.shot(name);
         // The help-desk path: the granted RDP host, by name, as the RDP user.
         open_granted_host(&driver, &gateway_url, "rdp1", Some(RDP_USER));
         let question = driver.text("#dialog");
@@ -233,17 +228,13 @@ fn desktop_window_fits_xrdp_to_the_tab_and_shares_the_clipboard() {
     // so the app signs in with it and nobody types or sees it.
     lab.set_secret("rdp2", "password", SSH_USER, SSH_USER_PASSWORD);
     let desktop = Desktop::start(&lab, "e2e-xrdp");
-    let app = bin("portcullis-desktop");
-    let driver_address = desktop.driver.clone();
-    let artifacts = desktop.artifacts.clone();
+    let window = desktop.window();
     let gateway_url = lab.gateway_url.clone();
     let app_display = desktop.display.clone();
     let session_home = lab.path("pclab-home");
     in_netns(&lab.out.clone(), move || {
-        let driver = WebDriver::start(&driver_address, &app)
-            .expect("a WebDriver session")
-            .on_display(&app_display);
-        let shot = |name: &str| driver.screenshot(&artifacts.join(format!("{name}.png")));
+        let driver = window.open();
+        let shot = |name: &str| driver.shot(name);
         driver.wait("#search");
         open_granted_host(&driver, &gateway_url, "rdp2", None);
         assert!(visible(

@@ -1033,7 +1033,6 @@ pub struct Desktop {
     pub driver: String,
     pub home: PathBuf,
     pub user_home: PathBuf,
-    pub artifacts: PathBuf,
     /// The X display the window is on (its clipboard is the app's OS clipboard).
     pub display: String,
     namespace: String,
@@ -1127,13 +1126,38 @@ impl Desktop {
             driver: "127.0.0.1:4444".into(),
             home,
             user_home,
-            artifacts: e2e_artifacts(),
             display: display.clone(),
             namespace: lab.out.clone(),
             log: log_path,
             xvfb,
             tauri_driver,
         }
+    }
+}
+
+/// What a thread in the outside namespace needs to drive a [`Desktop`]'s window.
+#[derive(Clone)]
+pub struct Window {
+    driver: String,
+    display: String,
+}
+
+impl Desktop {
+    pub fn window(&self) -> Window {
+        Window {
+            driver: self.driver.clone(),
+            display: self.display.clone(),
+        }
+    }
+}
+
+impl Window {
+    /// A WebDriver session on the app (tauri-driver starts it), its screenshots
+    /// taken of the window's X display.
+    pub fn open(&self) -> webdriver::WebDriver {
+        webdriver::WebDriver::start(&self.driver, &bin("portcullis-desktop"))
+            .expect("a WebDriver session")
+            .on_display(&self.display)
     }
 }
 

@@ -326,6 +326,11 @@ impl WebDriver {
         eprintln!("screenshot: {}", path.display());
     }
 
+    /// [`WebDriver::screenshot`] to `target/e2e/NAME.png`, kept as a test artifact.
+    pub fn shot(&self, name: &str) {
+        self.screenshot(&crate::e2e_artifacts().join(format!("{name}.png")));
+    }
+
     pub fn quit(self) {
         let _ = self.call("DELETE", "", None);
     }

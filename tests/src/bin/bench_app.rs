@@ -99,18 +99,14 @@ fn main() {
     assert!(status.success());
     let openssh_cat = start.elapsed();
 
-    let app = bin("portcullis-desktop");
-    let address = desktop.driver.clone();
-    let app_display = desktop.display.clone();
+    let window = desktop.window();
     let out = lab.out.clone();
     let fingerprint = lab.fingerprint.clone();
     let gateway_url = lab.gateway_url.clone();
     let burst_path = burst.display().to_string();
     let (cold_start, rss_start, rss_tabs, burst_time) = in_netns(&out.clone(), move || {
         let started = Instant::now();
-        let driver = WebDriver::start(&address, &app)
-            .expect("WebDriver session")
-            .on_display(&app_display);
+        let driver = window.open();
         driver.wait_until(
             "the interactive host list",
             "return document.body.dataset.ready === '1';",
@@ -155,7 +151,7 @@ fn main() {
              return !!rows && rows.innerText.split('\\n').some(l => l.trim() === 'burst-done');",
         );
         let burst_time = started.elapsed();
-        driver.screenshot(&e2e_artifacts().join("bench-10-tabs.png"));
+        driver.shot("bench-10-tabs");
         driver.quit();
         (cold_start, rss_start, rss_tabs, burst_time)
     });
