@@ -207,6 +207,8 @@ fn decode_run(
 }
 
 /// One tile: IronRDP's stages per component, then the colour conversion.
+/// A component without detail (see [`flat_value`]) skips the dequantization
+/// and the inverse DWT; a tile whose three components are flat is one colour.
 fn decode_tile(
     tile: &Tile<'_>,
     quants: &[Quant],
@@ -219,47 +221,113 @@ fn decode_tile(
         (tile.cb_quant_index, tile.cb_data),
         (tile.cr_quant_index, tile.cr_data),
     ];
-    for ((index, data), plane) in components.into_iter().zip(scratch.planes.iter_mut()) {
+    let mut flat = [None; 3];
+    for (((index, data), plane), flat) in components
+        .into_iter()
+        .zip(scratch.planes.iter_mut())
+        .zip(&mut flat)
+    {
         // Checked by `decode` before any tile.
         let quant = &quants[usize::from(index)];
         rlgr::decode(entropy, data, plane).map_err(RfxDecodeError::Rlgr)?;
-        subband_reconstruction::decode(&mut plane[4032..]);
-        quantization::decode(plane, quant);
-        dwt::decode(plane, &mut scratch.temp);
+        subband_reconstruction::decode(&mut plane[LL3_START..]);
+        *flat = flat_value(plane, quant);
+        match *flat {
+            Some(value) => plane.fill(value),
+            None => {
+                quantization::decode(plane, quant);
+                dwt::decode(plane, &mut scratch.temp);
+            }
+        }
+    }
+    if let [Some(y), Some(cb), Some(cr)] = flat {
+        let pixel = ycbcr_pixel(y, cb, cr).to_le_bytes();
+        for out in rgba[..TILE_RGBA_LEN].chunks_exact_mut(4) {
+            out.copy_from_slice(&pixel);
+        }
+        return Ok(());
     }
     let [y, cb, cr] = &scratch.planes;
     ycbcr_to_rgba(y, cb, cr, rgba);
     Ok(())
 }
 
-/// RemoteFX YCbCr (each an 11.5 fixed-point `i16`) to RGBA, exactly as the
-/// `yuv` crate's `rdp_yuv444_to_rgba` computes it, including its wrapping
-/// arithmetic on out-of-range input (a server's data is not trusted to be in
-/// range; the answer must still be the same pixels IronRDP would draw).
-fn ycbcr_to_rgba(y: &[i16], cb: &[i16], cr: &[i16], rgba: &mut [u8]) {
-    const PRECISION: i32 = 16;
-    const Y_SCALE: i32 = 1 << PRECISION;
-    const CR_R: i32 = (1.402525f32 * Y_SCALE as f32) as i32;
-    const CB_G: i32 = (0.343730f32 * Y_SCALE as f32) as i32;
-    const CR_G: i32 = (0.714401f32 * Y_SCALE as f32) as i32;
-    const CB_B: i32 = (1.769905f32 * Y_SCALE as f32) as i32;
+/// Where the LL3 band (the 8×8 averages) starts in a component's 4096
+/// coefficients; the detail bands come before it.
+const LL3_START: usize = 4032;
+
+/// The value of every sample of a decoded component, when it is one value:
+/// every detail coefficient is zero and the LL3 band holds one value (after
+/// sub-band reconstruction). Flat areas of a desktop encode so (a solid
+/// background, the chroma of black-on-white text).
+///
+/// Exact, not an approximation: dequantization shifts the LL3 value by the
+/// same amount everywhere, and every step of IronRDP's inverse DWT on a
+/// constant with zero detail gives that constant back (each even sample is
+/// `low - ceil_avg(0, 0)`, each odd one `0 + floor_avg(c, c)`, edges alike),
+/// in the same wrapping `i16` arithmetic. The tests check it bit for bit
+/// against `TileDecoder`.
+fn flat_value(plane: &[i16], quant: &Quant) -> Option<i16> {
+    let (detail, ll3) = plane[..TILE_PIXELS].split_at(LL3_START);
+    let first = ll3[0];
+    // The 64 averages first: most tiles with detail fail here, cheaply.
+    if ll3.iter().any(|&value| value != first) {
+        return None;
+    }
+    // An OR over runs vectorizes where an early-exit scan per value does not.
+    if detail
+        .chunks_exact(64)
+        .any(|run| run.iter().fold(0, |acc, &value| acc | value) != 0)
+    {
+        return None;
+    }
+    // `quantization::decode` shifts LL3 left by `ll3 - 1` when that is positive
+    // (a 4-bit field: at most 14).
+    let shift = i16::from(quant.ll3) - 1;
+    Some(if shift > 0 {
+        first.wrapping_shl(shift.unsigned_abs().into())
+    } else {
+        first
+    })
+}
+
+const PRECISION: i32 = 16;
+const Y_SCALE: i32 = 1 << PRECISION;
+const CR_R: i32 = (1.402525f32 * Y_SCALE as f32) as i32;
+const CB_G: i32 = (0.343730f32 * Y_SCALE as f32) as i32;
+const CR_G: i32 = (0.714401f32 * Y_SCALE as f32) as i32;
+const CB_B: i32 = (1.769905f32 * Y_SCALE as f32) as i32;
+
+/// One RemoteFX YCbCr sample (each an 11.5 fixed-point `i16`) as an RGBA
+/// word, exactly as the `yuv` crate's `rdp_yuv444_to_rgba` computes it,
+/// including its wrapping arithmetic on out-of-range input (a server's data
+/// is not trusted to be in range; the answer must still be the same pixels
+/// IronRDP would draw).
+#[inline(always)]
+fn ycbcr_pixel(y: i16, cb: i16, cr: i16) -> u32 {
     #[inline(always)]
     fn channel(value: i32) -> u32 {
         // `as u32` of a value in 0..=255.
         (value >> 21).clamp(0, 255) as u32
     }
+    let (u, v) = (i32::from(cb), i32::from(cr));
+    let yy = i32::from(y.wrapping_add(4096)).wrapping_mul(Y_SCALE);
+    let r = channel(yy.wrapping_add(CR_R.wrapping_mul(v)));
+    let g = channel(
+        yy.wrapping_sub(CR_G.wrapping_mul(v))
+            .wrapping_sub(CB_G.wrapping_mul(u)),
+    );
+    let b = channel(yy.wrapping_add(CB_B.wrapping_mul(u)));
+    r | (g << 8) | (b << 16) | (0xff << 24)
+}
+
+/// A tile's YCbCr planes to RGBA, pixel by pixel with [`ycbcr_pixel`]; one
+/// `u32` store a pixel, so the loop vectorizes.
+fn ycbcr_to_rgba(y: &[i16], cb: &[i16], cr: &[i16], rgba: &mut [u8]) {
     let (y, cb, cr) = (&y[..TILE_PIXELS], &cb[..TILE_PIXELS], &cr[..TILE_PIXELS]);
     let rgba = &mut rgba[..TILE_RGBA_LEN];
     for i in 0..TILE_PIXELS {
-        let (u, v) = (i32::from(cb[i]), i32::from(cr[i]));
-        let yy = i32::from(y[i].wrapping_add(4096)).wrapping_mul(Y_SCALE);
-        let r = channel(yy.wrapping_add(CR_R.wrapping_mul(v)));
-        let g = channel(
-            yy.wrapping_sub(CR_G.wrapping_mul(v))
-                .wrapping_sub(CB_G.wrapping_mul(u)),
-        );
-        let b = channel(yy.wrapping_add(CB_B.wrapping_mul(u)));
-        let word = r | (g << 8) | (b << 16) | (0xff << 24);
+        let word = ycbcr_pixel(y[i], cb[i], cr[i]);
         rgba[i * 4..i * 4 + 4].copy_from_slice(&word.to_le_bytes());
     }
 }
@@ -379,6 +447,141 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn flat_tiles_take_the_short_way_to_ironrdps_pixels() {
+        let entropy = EntropyAlgorithm::Rlgr3;
+        // Solid pictures (every component flat) and black-on-white stripes
+        // (flat chroma beside a detailed Y), in both quantizations.
+        let mut pictures: Vec<Vec<u8>> = [
+            [0u8, 0, 0],
+            [255, 255, 255],
+            [0x20, 0x60, 0xd0],
+            [255, 0, 0],
+            [0, 255, 0],
+            [0, 0, 255],
+            [0x80, 0x80, 0x80],
+        ]
+        .iter()
+        .map(|rgb| {
+            let mut rgba = vec![0xff; TILE_RGBA_LEN];
+            for pixel in rgba.chunks_exact_mut(4) {
+                pixel[..3].copy_from_slice(rgb);
+            }
+            rgba
+        })
+        .collect();
+        let mut stripes = vec![0xff; TILE_RGBA_LEN];
+        for (i, pixel) in stripes.chunks_exact_mut(4).enumerate() {
+            if (i / TILE_SIZE).is_multiple_of(4) && !i.is_multiple_of(3) {
+                pixel[..3].fill(0);
+            }
+        }
+        pictures.push(stripes);
+        let encoded: Vec<_> = pictures
+            .iter()
+            .flat_map(|p| (0..2).map(move |q| (q, p)))
+            .map(|(q, p)| (q, encode(p, &QUANTS[q], entropy)))
+            .collect();
+        // Components made directly: no detail, one LL3 value (in and far out
+        // of range, so the shift wraps), under every LL3 quantization.
+        let quants: Vec<Quant> = (0..16)
+            .map(|ll3| Quant {
+                ll3,
+                ..super::sample::QUANT
+            })
+            .collect();
+        let mut made = Vec::new();
+        for value in [0i16, 1, -1, 37, -512, 2047, 16_000, -16_000] {
+            let mut plane = [0i16; TILE_PIXELS];
+            plane[LL3_START] = value;
+            let mut data = vec![0u8; TILE_PIXELS * 4];
+            let len = rlgr::encode(entropy, &plane, &mut data).expect("encodes");
+            data.truncate(len);
+            made.push(data);
+        }
+        let detailed = encode(&picture(11), &quants[6], entropy);
+        let mut tiles = Vec::new();
+        for (q, data) in &encoded {
+            tiles.push(tile(0, *q as u8, data));
+        }
+        for (i, data) in made.iter().enumerate() {
+            for ll3 in 0..16u8 {
+                // All three flat, and one flat beside detailed ones.
+                tiles.push(Tile {
+                    y_quant_index: ll3,
+                    cb_quant_index: ll3,
+                    cr_quant_index: 15 - ll3,
+                    x: 0,
+                    y: 0,
+                    y_data: data,
+                    cb_data: &made[(i + 3) % made.len()],
+                    cr_data: &made[(i + 5) % made.len()],
+                });
+                tiles.push(Tile {
+                    y_quant_index: 6,
+                    cb_quant_index: ll3,
+                    cr_quant_index: 6,
+                    x: 0,
+                    y: 0,
+                    y_data: &detailed[0],
+                    cb_data: data,
+                    cr_data: &detailed[2],
+                });
+            }
+        }
+        // The encoded pictures use indices 0 and 1 of QUANTS; decode them apart.
+        let (pictures_part, made_part) = tiles.split_at(encoded.len());
+        for (part, table) in [
+            (pictures_part, QUANTS.to_vec()),
+            (made_part, quants.clone()),
+        ] {
+            let mut reference_decoder = TileDecoder::new();
+            let mut expected = Vec::new();
+            for tile in part {
+                expected.extend_from_slice(
+                    reference_decoder
+                        .decode(tile, &table, entropy)
+                        .expect("reference decodes"),
+                );
+            }
+            let mut decoder = FrameDecoder::with_threads(1);
+            let ours = decoder.decode(part, &table, entropy).expect("decodes");
+            for (i, (ours, expected)) in ours
+                .chunks_exact(TILE_RGBA_LEN)
+                .zip(expected.chunks_exact(TILE_RGBA_LEN))
+                .enumerate()
+            {
+                assert!(ours == expected, "tile {i} differs from IronRDP's");
+            }
+        }
+        // The solid pictures came out solid, in their colour (the short way ran).
+        let mut decoder = FrameDecoder::with_threads(1);
+        let blue = decoder
+            .decode(&pictures_part[4..5], &QUANTS, entropy)
+            .expect("decodes");
+        assert!(blue.chunks_exact(4).all(|p| p == blue[..4].as_ref()));
+        assert!(
+            close_to(&blue[..4], &[0x20, 0x60, 0xd0]),
+            "{:?}",
+            &blue[..4]
+        );
+        // And the flat test itself: detail or uneven averages are not flat.
+        let mut plane = [0i16; TILE_PIXELS];
+        plane[LL3_START..].fill(9);
+        assert_eq!(flat_value(&plane, &quants[3]), Some(9 << 2));
+        assert_eq!(flat_value(&plane, &quants[1]), Some(9));
+        assert_eq!(flat_value(&plane, &quants[0]), Some(9));
+        plane[TILE_PIXELS - 1] = 8;
+        assert_eq!(flat_value(&plane, &quants[3]), None);
+        plane[TILE_PIXELS - 1] = 9;
+        plane[4031] = 1;
+        assert_eq!(flat_value(&plane, &quants[3]), None);
+    }
+
+    fn close_to(pixel: &[u8], rgb: &[u8; 3]) -> bool {
+        pixel[..3].iter().zip(rgb).all(|(a, b)| a.abs_diff(*b) <= 4)
     }
 
     #[test]
