@@ -1,7 +1,8 @@
 //! Just enough of the X11 protocol, over the display's Unix socket, for the
 //! lab's Xvfb displays (no authorization): paint the root window a solid
-//! colour (as `xsetroot -solid` does, without a process per change) and take
-//! a PNG of the whole screen (what a person at that display sees).
+//! colour (as `xsetroot -solid` does, without a process per change), draw a
+//! screen of text-like marks (a terminal scrolling, for the RDP benchmark) and
+//! take a PNG of the whole screen (what a person at that display sees).
 
 use std::io::{Error, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -14,6 +15,10 @@ pub struct X11 {
     root: u32,
     width: u16,
     height: u16,
+    /// The first of the resource ids the server gave this connection.
+    id_base: u32,
+    /// A graphics context on the root window, made when first drawn with.
+    gc: Option<u32>,
 }
 
 fn u16_at(bytes: &[u8], at: usize) -> Option<u16> {
@@ -54,6 +59,8 @@ impl X11 {
             root: u32_at(&setup, screen).ok_or_else(missing)?,
             width: u16_at(&setup, screen + 20).ok_or_else(missing)?,
             height: u16_at(&setup, screen + 22).ok_or_else(missing)?,
+            id_base: u32_at(&setup, 4).ok_or_else(missing)?,
+            gc: None,
             socket,
         })
     }
@@ -98,6 +105,77 @@ impl X11 {
         // GetInputFocus: opcode 43, 1 word.
         requests.extend_from_slice(&[43, 0, 1, 0]);
         self.round_trip(&requests).map(drop)
+    }
+
+    /// Fills the whole screen with text-like marks, as a full-screen terminal
+    /// shows them: light background, dark "glyphs" (6×10 marks on a 9×16
+    /// cell grid, about four in five cells inked), the page scrolled by
+    /// `line` text lines; and a 32×32 square of `probe` at the centre (the
+    /// pixel a benchmark watches). Waits until the server has drawn it.
+    pub fn paint_text(&mut self, line: usize, probe: [u8; 3]) -> std::io::Result<()> {
+        const CELL: (u16, u16) = (9, 16);
+        let gc = self.graphics_context()?;
+        let (width, height) = (self.width, self.height);
+        let mut requests = Vec::with_capacity(64 * 1024);
+        let fill = |requests: &mut Vec<u8>, rgb: [u8; 3], rects: &[[u16; 4]]| {
+            // ChangeGC(gc, GCForeground): opcode 56, 4 words.
+            requests.extend_from_slice(&[56, 0, 4, 0]);
+            requests.extend_from_slice(&gc.to_le_bytes());
+            requests.extend_from_slice(&4u32.to_le_bytes());
+            requests
+                .extend_from_slice(&u32::from_be_bytes([0, rgb[0], rgb[1], rgb[2]]).to_le_bytes());
+            // PolyFillRectangle(root, gc, rects): opcode 70, 3 + 2n words.
+            for chunk in rects.chunks(30_000) {
+                let words = u16::try_from(3 + 2 * chunk.len()).expect("under 65 536 words");
+                requests.extend_from_slice(&[70, 0]);
+                requests.extend_from_slice(&words.to_le_bytes());
+                requests.extend_from_slice(&self.root.to_le_bytes());
+                requests.extend_from_slice(&gc.to_le_bytes());
+                for rect in chunk {
+                    for value in rect {
+                        requests.extend_from_slice(&value.to_le_bytes());
+                    }
+                }
+            }
+        };
+        fill(&mut requests, [0xf4, 0xf4, 0xf0], &[[0, 0, width, height]]);
+        let mut glyphs = Vec::new();
+        for row in 0..height / CELL.1 {
+            for column in 0..width / CELL.0 {
+                // A fixed pseudo-random page; scrolling shows the next line of it.
+                let mut hash = (u64::from(row) + line as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                    ^ u64::from(column).wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
+                hash ^= hash >> 29;
+                if !hash.is_multiple_of(5) {
+                    let height = 6 + (hash >> 8) as u16 % 5;
+                    glyphs.push([column * CELL.0 + 1, row * CELL.1 + 13 - height, 6, height]);
+                }
+            }
+        }
+        fill(&mut requests, [0x20, 0x24, 0x2c], &glyphs);
+        let centre = [width / 2 - 16, height / 2 - 16, 32, 32];
+        fill(&mut requests, probe, &[centre]);
+        // GetInputFocus: opcode 43, 1 word.
+        requests.extend_from_slice(&[43, 0, 1, 0]);
+        self.round_trip(&requests).map(drop)
+    }
+
+    /// The connection's graphics context on the root window (made once).
+    fn graphics_context(&mut self) -> std::io::Result<u32> {
+        if let Some(gc) = self.gc {
+            return Ok(gc);
+        }
+        let gc = self.id_base | 1;
+        // CreateGC(gc, root, no values): opcode 55, 4 words.
+        let mut request = vec![55, 0, 4, 0];
+        request.extend_from_slice(&gc.to_le_bytes());
+        request.extend_from_slice(&self.root.to_le_bytes());
+        request.extend_from_slice(&0u32.to_le_bytes());
+        // A round trip, so an error shows here rather than at the first drawing.
+        request.extend_from_slice(&[43, 0, 1, 0]);
+        self.round_trip(&request)?;
+        self.gc = Some(gc);
+        Ok(gc)
     }
 
     /// A PNG of the whole screen at `path`.

@@ -1,6 +1,7 @@
 //! `cargo xtask bench rdp`: an RDP session of the client core through the
 //! gateway to FreeRDP's shadow server, at 1024×768 and 1920×1080, while the
-//! server's display changes colour continuously. Measures frames received per
+//! server's display changes continuously: a solid colour, then a screen of
+//! text scrolling (every tile changes and none is flat). Measures frames received per
 //! second, the time from a change on the server display to its pixels in the
 //! canvas buffer, the client pipeline's own time per frame (decode, encode,
 //! apply), bytes over the tunnel per frame, and the client's CPU beside
@@ -49,11 +50,40 @@ fn animation_colour(i: usize) -> [u8; 3] {
 /// 60 Hz display's rate.
 const ANIMATION_RATE: u32 = 60;
 
-/// Changes the whole display's colour 60 times a second, until stopped, over
-/// one X connection (a process per change, as `xsetroot` would be, costs this
+/// What the program on the server display draws.
+#[derive(Clone, Copy, PartialEq)]
+enum Content {
+    /// The whole display one colour, a new one each change: the cheapest
+    /// frame to encode and decode (every tile flat).
+    Solid,
+    /// A full screen of text scrolling a line each change, with a square at
+    /// the centre changing colour (the probe): every tile has detail.
+    Text,
+}
+
+impl Content {
+    fn name(self) -> &'static str {
+        match self {
+            Content::Solid => "solid colour",
+            Content::Text => "text scrolling",
+        }
+    }
+
+    /// Change `i` of the animation, with `colour` at the probe (the centre).
+    fn paint(self, x: &mut X11, i: usize, colour: [u8; 3]) -> std::io::Result<()> {
+        match self {
+            Content::Solid => x.paint_root(colour),
+            Content::Text => x.paint_text(i, colour),
+        }
+    }
+}
+
+/// Changes the display 60 times a second, until stopped, over one X
+/// connection (a process per change, as `xsetroot` would be, costs this
 /// 2-core machine more CPU than the RDP client, and would be charged to it).
 fn animate(
     display: String,
+    content: Content,
     stop: Arc<AtomicBool>,
     changes: Arc<AtomicU64>,
 ) -> std::thread::JoinHandle<()> {
@@ -63,9 +93,9 @@ fn animate(
         let mut next = Instant::now();
         let mut i = 0;
         while !stop.load(Ordering::Relaxed) {
-            painter
-                .paint_root(animation_colour(i))
-                .expect("paint the root window");
+            content
+                .paint(&mut painter, i, animation_colour(i))
+                .expect("paint the display");
             changes.fetch_add(1, Ordering::Relaxed);
             i += 1;
             next += period;
@@ -96,6 +126,7 @@ fn cpu_seconds(pid: u32) -> f64 {
 
 struct Figures {
     codec: &'static str,
+    content: Content,
     size: (u16, u16),
     fps: f64,
     server_changes_per_s: f64,
@@ -119,12 +150,14 @@ fn measure(geometry: &str) -> Vec<Figures> {
         .expect("paint the root window");
     lab.login("alice");
     let mut runs = vec![
-        measure_ours(&lab, &display, true),
-        measure_ours(&lab, &display, false),
+        measure_ours(&lab, &display, true, Content::Solid),
+        measure_ours(&lab, &display, false, Content::Solid),
+        measure_ours(&lab, &display, true, Content::Text),
     ];
     // FreeRDP's own client on the same animation, through the same gateway.
     if let Some((cpu, bytes_per_s)) = xfreerdp_run(&mut lab, &display) {
-        for run in &mut runs {
+        // It watched the solid colour: its figures sit beside those runs only.
+        for run in runs.iter_mut().filter(|run| run.content == Content::Solid) {
             run.xfreerdp_cpu_s = Some(cpu);
             run.xfreerdp_bytes_per_s = Some(bytes_per_s);
         }
@@ -132,7 +165,7 @@ fn measure(geometry: &str) -> Vec<Figures> {
     runs
 }
 
-fn measure_ours(lab: &Lab, display: &str, remote_fx: bool) -> Figures {
+fn measure_ours(lab: &Lab, display: &str, remote_fx: bool, content: Content) -> Figures {
     let home = lab.path("home-alice");
     let client = Arc::new(Client::new(
         ClientHome::resolve(Some(home.clone())).unwrap(),
@@ -177,7 +210,9 @@ fn measure_ours(lab: &Lab, display: &str, remote_fx: bool) -> Figures {
         for i in 0..LATENCY_SAMPLES {
             let colour = COLOURS[i % COLOURS.len()];
             let started = Instant::now();
-            painter.paint_root(colour).expect("paint the root window");
+            content
+                .paint(&mut painter, i, colour)
+                .expect("paint the display");
             loop {
                 pump(&mut canvas, &mut pipeline);
                 if close_to(canvas.pixel(probe.0, probe.1), colour) {
@@ -199,7 +234,12 @@ fn measure_ours(lab: &Lab, display: &str, remote_fx: bool) -> Figures {
         let bytes_before = session.bytes_in();
         let cpu_before = cpu_seconds(std::process::id());
         pipeline = Duration::ZERO;
-        let animation = animate(screen.clone(), Arc::clone(&stop), Arc::clone(&changes));
+        let animation = animate(
+            screen.clone(),
+            content,
+            Arc::clone(&stop),
+            Arc::clone(&changes),
+        );
         let started = Instant::now();
         let mut frames = 0u64;
         let mut last = canvas.pixel(probe.0, probe.1);
@@ -224,6 +264,7 @@ fn measure_ours(lab: &Lab, display: &str, remote_fx: bool) -> Figures {
         let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
         Figures {
             codec: if remote_fx { "RemoteFX" } else { "bitmaps" },
+            content,
             size,
             fps: frames as f64 / elapsed,
             server_changes_per_s: changes.load(Ordering::Relaxed) as f64 / elapsed,
@@ -273,6 +314,7 @@ fn xfreerdp_run(lab: &mut Lab, server_display: &str) -> Option<(f64, f64)> {
     let stop = Arc::new(AtomicBool::new(false));
     let animation = animate(
         server_display.to_owned(),
+        Content::Solid,
         Arc::clone(&stop),
         Arc::new(AtomicU64::new(0)),
     );
@@ -314,11 +356,13 @@ fn main() {
         "## RDP benchmark, {}\n\n\
          Machine: {} cores. Command: `cargo xtask bench rdp` (release build, namespace lab; \
          FreeRDP 2 shadow server on Xvfb, the client core through the gateway; the server's \
-         whole display changes colour {ANIMATION_RATE} times a second, repainted by one X client). Latency: a colour change on the \
-         server display until its pixel is in the canvas buffer ({LATENCY_SAMPLES} changes). \
+         display changes {ANIMATION_RATE} times a second, drawn by one X client: the whole display a \
+         new solid colour, or a full screen of text scrolling a line (every tile changes, none is flat) \
+         with a square at the centre changing colour). Latency: a change on the \
+         server display until the centre pixel is in the canvas buffer ({LATENCY_SAMPLES} changes). \
          Client pipeline: decoding into the framebuffer, encoding the dirty rectangles and \
          applying them to a canvas buffer, per frame. CPU over {} s of animation.\n\n\
-         | desktop, codec offered | frames/s received (server changes/s) | latency p50 / p90 | client pipeline per frame (decode) | bytes per frame | client CPU | xfreerdp CPU | bytes/s ours / xfreerdp |\n\
+         | desktop, codec offered, content | frames/s received (server changes/s) | latency p50 / p90 | client pipeline per frame (decode) | bytes per frame | client CPU | xfreerdp CPU | bytes/s ours / xfreerdp |\n\
          |---|---|---|---|---|---|---|---|\n",
         utc_now(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
@@ -326,10 +370,11 @@ fn main() {
     );
     for f in &runs {
         table.push_str(&format!(
-            "| {}×{}, {} | {:.1} ({:.0}) | {:.0} / {:.0} ms | {:.2} ms ({:.2} ms) | {:.0} | {:.2} s | {} | {:.1} / {} MB/s |\n",
+            "| {}×{}, {}, {} | {:.1} ({:.0}) | {:.0} / {:.0} ms | {:.2} ms ({:.2} ms) | {:.0} | {:.2} s | {} | {:.1} / {} MB/s |\n",
             f.size.0,
             f.size.1,
             f.codec,
+            f.content.name(),
             f.fps,
             f.server_changes_per_s,
             f.latency_p50_ms,
