@@ -52,16 +52,19 @@ pub const QUANT: Quant = Quant {
     hh1: 9,
 };
 
-/// Tile `i` of a desktop-like picture: flat colour, text-like stripes, gradients.
+/// Tile `i` of a desktop-like picture: flat colour, text-like stripes,
+/// gradients. No two tiles are alike, so every one is decoded (the decoder
+/// copies a tile coded like an earlier one of its frame).
 fn desktop_tile(i: usize) -> Vec<u8> {
     let mut rgba = vec![0u8; TILE_RGBA_LEN];
+    let n = i / 3;
     for (p, pixel) in rgba.chunks_exact_mut(4).enumerate() {
         let (x, y) = (p % TILE_SIZE, p / TILE_SIZE);
         let (r, g, b) = match i % 3 {
-            0 => (0x20, 0x60, 0xd0),
-            1 if (y / 2) % 4 == 0 && (x * 7 + y) % 5 < 3 => (0x10, 0x10, 0x10),
+            0 => (0x20, 0x60, (0x40 + n) as u8),
+            1 if ((y + n) / 2) % 4 == 0 && (x * 7 + y + n) % 5 < 3 => (0x10, (n % 64) as u8, 0x10),
             1 => (0xf0, 0xf0, 0xf0),
-            _ => ((x * 4) as u8, (y * 4) as u8, ((x + y) * 2) as u8),
+            _ => ((x * 4 + n) as u8, (y * 4) as u8, ((x + y) * 2) as u8),
         };
         pixel.copy_from_slice(&[r, g, b, 0xff]);
     }
