@@ -62,7 +62,9 @@ fn desktop_tile(i: usize) -> Vec<u8> {
         let (x, y) = (p % TILE_SIZE, p / TILE_SIZE);
         let (r, g, b) = match i % 3 {
             0 => (0x20, 0x60, (0x40 + n) as u8),
-            1 if ((y + n) / 2) % 4 == 0 && (x * 7 + y + n) % 5 < 3 => (0x10, (n % 64) as u8, 0x10),
+            1 if ((y + n) / 2).is_multiple_of(4) && (x * 7 + y + n) % 5 < 3 => {
+                (0x10, (n % 64) as u8, 0x10)
+            }
             1 => (0xf0, 0xf0, 0xf0),
             _ => ((x * 4 + n) as u8, (y * 4) as u8, ((x + y) * 2) as u8),
         };
