@@ -142,11 +142,11 @@ impl FrameDecoder {
         }
         // A tile coded exactly as an earlier one (same data, same quantization)
         // decodes to the same pixels: it is decoded once and copied. Solid
-        // areas of a desktop send many such tiles.
-        // Tiles are found by a summary (quantization, lengths, first bytes),
-        // then compared in full with at most a few earlier tiles of that
-        // summary: a server sending many tiles alike in their first bytes
-        // costs a few comparisons a tile, never one per earlier tile.
+        // areas of a desktop send many such tiles. A tile is looked up by its
+        // summary (quantization, lengths, first bytes), then compared in full
+        // with at most a few earlier tiles of that summary: a server sending
+        // many tiles alike in their first bytes costs a few comparisons a
+        // tile, never one per earlier tile.
         let mut seen: HashMap<TileSummary, Vec<usize>> = HashMap::with_capacity(tiles.len());
         let mut unique: Vec<Tile<'_>> = Vec::with_capacity(tiles.len());
         let mut source = Vec::with_capacity(tiles.len());
