@@ -1133,6 +1133,14 @@ impl Desktop {
             tauri_driver,
         }
     }
+
+    /// What a thread in the outside namespace needs to drive the window.
+    pub fn window(&self) -> Window {
+        Window {
+            driver: self.driver.clone(),
+            display: self.display.clone(),
+        }
+    }
 }
 
 /// What a thread in the outside namespace needs to drive a [`Desktop`]'s window.
@@ -1140,15 +1148,6 @@ impl Desktop {
 pub struct Window {
     driver: String,
     display: String,
-}
-
-impl Desktop {
-    pub fn window(&self) -> Window {
-        Window {
-            driver: self.driver.clone(),
-            display: self.display.clone(),
-        }
-    }
 }
 
 impl Window {

@@ -165,27 +165,25 @@ impl FrameDecoder {
             });
             source.push(index);
         }
-        if unique.len() == tiles.len() {
-            self.last_threads = threads_for(tiles, self.threads);
-            decode_tiles(
-                tiles,
-                quants,
-                entropy,
-                self.last_threads,
-                &mut self.scratch,
-                &mut self.output,
-            )?;
-            return Ok(&self.output);
-        }
-        self.last_threads = threads_for(&unique, self.threads);
+        // With no repeats the tiles decode straight into the answer.
+        let repeats = unique.len() < tiles.len();
+        let (to_decode, into) = if repeats {
+            (unique.as_slice(), &mut self.unique)
+        } else {
+            (tiles, &mut self.output)
+        };
+        self.last_threads = threads_for(to_decode, self.threads);
         decode_tiles(
-            &unique,
+            to_decode,
             quants,
             entropy,
             self.last_threads,
             &mut self.scratch,
-            &mut self.unique,
+            into,
         )?;
+        if !repeats {
+            return Ok(&self.output);
+        }
         self.output.resize(tiles.len() * TILE_RGBA_LEN, 0);
         for (out, index) in self.output.chunks_exact_mut(TILE_RGBA_LEN).zip(source) {
             out.copy_from_slice(&self.unique[index * TILE_RGBA_LEN..][..TILE_RGBA_LEN]);
