@@ -2,7 +2,8 @@
 //! window (Xvfb, tauri-driver, WebKitWebDriver): cold start to an interactive host
 //! list, resident memory after start and with 10 SSH tabs open, and the time to
 //! render a 10 MB burst of terminal output, beside `cat` of the same file over
-//! OpenSSH (`ssh -J`, to /dev/null) in the same run. Appends to docs/BENCHMARKS.md.
+//! OpenSSH (`ssh -J`, to /dev/null) in the same run; memory beside a blank
+//! WebKitGTK window (MiniBrowser) measured the same way. Appends to docs/BENCHMARKS.md.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -23,15 +24,30 @@ fn app_memory_mib(ns: &str) -> (f64, f64, f64) {
         .args(["netns", "pids", ns])
         .output()
         .expect("ip netns pids");
+    let pids: Vec<u32> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|pid| pid.parse().ok())
+        .filter(|pid| {
+            matches!(
+                comm(*pid).as_str(),
+                "portcullis-desk" | "WebKitWebProces" | "WebKitNetworkPr"
+            )
+        })
+        .collect();
+    memory_mib(&pids)
+}
+
+fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// RSS sum, PSS and anonymous PSS (MiB) of `pids`, as [`app_memory_mib`] explains.
+fn memory_mib(pids: &[u32]) -> (f64, f64, f64) {
     let (mut rss, mut pss, mut anon) = (0u64, 0u64, 0u64);
-    for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        if !matches!(
-            comm.trim(),
-            "portcullis-desk" | "WebKitWebProces" | "WebKitNetworkPr"
-        ) {
-            continue;
-        }
+    for pid in pids {
         let field = |file: &str, name: &str| -> u64 {
             std::fs::read_to_string(format!("/proc/{pid}/{file}"))
                 .unwrap_or_default()
@@ -50,6 +66,77 @@ fn app_memory_mib(ns: &str) -> (f64, f64, f64) {
         pss as f64 / 1024.0,
         anon as f64 / 1024.0,
     )
+}
+
+/// `pid` and its descendants.
+fn process_tree(pid: u32) -> Vec<u32> {
+    let mut tree = vec![pid];
+    let mut next = 0;
+    while next < tree.len() {
+        let parent = tree[next];
+        next += 1;
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{parent}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            tree.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<u32>().ok()),
+            );
+        }
+    }
+    tree
+}
+
+/// The reference: WebKitGTK's own MiniBrowser (shipped with the library the app
+/// links) showing a blank page on its own Xvfb, with the DMA-BUF renderer off as
+/// the app turns it off: what any WebKitGTK window (so any Tauri app on Linux)
+/// costs before it does anything. Measured as the app is, 2 s after its web
+/// process is up.
+fn blank_webkit_window_mib(home: &std::path::Path) -> (f64, f64, f64) {
+    let browser = [
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib",
+    ]
+    .iter()
+    .map(|dir| std::path::Path::new(dir).join("webkit2gtk-4.1/MiniBrowser"))
+    .find(|path| path.exists())
+    .expect("WebKitGTK's MiniBrowser (package libwebkit2gtk-4.1-0) is missing");
+    std::fs::create_dir_all(home).expect("MiniBrowser home");
+    let (mut xvfb, display) = start_xvfb("1280x800x24");
+    let mut child = Command::new(&browser)
+        .arg("about:blank")
+        .env("DISPLAY", &display)
+        .env("HOME", home)
+        .env("WEBKIT_DISABLE_DMABUF_RENDERER", "1")
+        .env("DBUS_SESSION_BUS_ADDRESS", "disabled:")
+        .env("NO_AT_BRIDGE", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start MiniBrowser");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !process_tree(child.id())
+        .iter()
+        .any(|pid| comm(*pid) == "WebKitWebProces")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "MiniBrowser's web process did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let memory = memory_mib(&process_tree(child.id()));
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = xvfb.kill();
+    let _ = xvfb.wait();
+    memory
 }
 
 fn open_vnet1(driver: &WebDriver, first: bool) {
@@ -156,6 +243,7 @@ fn main() {
         (cold_start, rss_start, rss_tabs, burst_time)
     });
     drop(desktop);
+    let blank = blank_webkit_window_mib(&lab.path("minibrowser-home"));
 
     let now = utc_now();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
@@ -166,6 +254,7 @@ fn main() {
          | cold start to an interactive host list (WebDriver session → list ready) | {:.0} ms | < 1000 ms |\n\
          | memory after start: RSS sum / PSS / anonymous PSS | {:.0} / {:.0} / {:.0} MiB | < 150 MiB |\n\
          | memory with {TABS} SSH tabs open: RSS sum / PSS / anonymous PSS | {:.0} / {:.0} / {:.0} MiB | |\n\
+         | reference: WebKitGTK's MiniBrowser on a blank page, same measure | {:.0} / {:.0} / {:.0} MiB | app after start: {:+.0} MiB PSS |\n\
          | 10 MB burst (`cat`) rendered in a tab, until the last line shows | {:.2} s | |\n\
          | the same file with OpenSSH `ssh -J … cat` to /dev/null (reference) | {:.2} s | ratio {:.2}× |\n",
         bin_dir().display(),
@@ -176,6 +265,10 @@ fn main() {
         rss_tabs.0,
         rss_tabs.1,
         rss_tabs.2,
+        blank.0,
+        blank.1,
+        blank.2,
+        rss_start.1 - blank.1,
         burst_time.as_secs_f64(),
         openssh_cat.as_secs_f64(),
         burst_time.as_secs_f64() / openssh_cat.as_secs_f64(),
