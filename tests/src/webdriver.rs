@@ -133,11 +133,27 @@ fn request(
 impl WebDriver {
     /// A session on the app at `application` (tauri-driver listens on `address`).
     pub fn start(address: &str, application: &Path) -> anyhow::Result<WebDriver> {
-        let capabilities = json!({
-            "capabilities": {
-                "alwaysMatch": {"tauri:options": {"application": application.display().to_string()}}
-            }
-        });
+        WebDriver::start_with(
+            address,
+            json!({"tauri:options": {"application": application.display().to_string()}}),
+        )
+    }
+
+    /// A session on a WebKitGTK browser that WebKitWebDriver (listening on
+    /// `address`) starts itself: `browser` with `--automation`. The app
+    /// benchmark's reference is WebKitGTK's MiniBrowser.
+    pub fn start_browser(address: &str, browser: &Path) -> anyhow::Result<WebDriver> {
+        WebDriver::start_with(
+            address,
+            json!({"webkitgtk:browserOptions": {
+                "binary": browser.display().to_string(),
+                "args": ["--automation"],
+            }}),
+        )
+    }
+
+    fn start_with(address: &str, always_match: Value) -> anyhow::Result<WebDriver> {
+        let capabilities = json!({"capabilities": {"alwaysMatch": always_match}});
         let started = Instant::now();
         let connection = std::sync::Mutex::new(None);
         loop {
@@ -161,7 +177,7 @@ impl WebDriver {
                     });
                 }
                 Err(e) if started.elapsed() < Duration::from_secs(30) => {
-                    eprintln!("webdriver: waiting for tauri-driver: {e:#}");
+                    eprintln!("webdriver: waiting for the driver: {e:#}");
                     std::thread::sleep(Duration::from_millis(500));
                 }
                 Err(e) => return Err(e),
