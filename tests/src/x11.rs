@@ -19,6 +19,9 @@ pub struct X11 {
     id_base: u32,
     /// A graphics context on the root window, made when first drawn with.
     gc: Option<u32>,
+    /// The page line at the top of the screen when [`X11::paint_text`] last
+    /// drew it (and nothing has been drawn since), so the next line scrolls.
+    text_line: Option<usize>,
 }
 
 fn u16_at(bytes: &[u8], at: usize) -> Option<u16> {
@@ -61,6 +64,7 @@ impl X11 {
             height: u16_at(&setup, screen + 22).ok_or_else(missing)?,
             id_base: u32_at(&setup, 4).ok_or_else(missing)?,
             gc: None,
+            text_line: None,
             socket,
         })
     }
@@ -91,6 +95,7 @@ impl X11 {
     /// Paints the root window `rgb` (a 24-bit TrueColor display) and waits
     /// until the server has.
     pub fn paint_root(&mut self, rgb: [u8; 3]) -> std::io::Result<()> {
+        self.text_line = None;
         let pixel = u32::from_be_bytes([0, rgb[0], rgb[1], rgb[2]]);
         let mut requests = Vec::with_capacity(36);
         // ChangeWindowAttributes(root, CWBackPixel = pixel): opcode 2, 4 words.
@@ -112,10 +117,19 @@ impl X11 {
     /// cell grid, about four in five cells inked), the page scrolled by
     /// `line` text lines; and a 32×32 square of `probe` at the centre (the
     /// pixel a benchmark watches). Waits until the server has drawn it.
+    ///
+    /// When the screen shows `line - 1` it scrolls as a terminal does: the
+    /// screen is copied up a line (CopyArea) and only the new bottom line
+    /// and the lines under the probe are drawn. Every pixel row still moves,
+    /// so every tile of the screen changes.
     pub fn paint_text(&mut self, line: usize, probe: [u8; 3]) -> std::io::Result<()> {
         const CELL: (u16, u16) = (9, 16);
+        const PAPER: [u8; 3] = [0xf4, 0xf4, 0xf0];
+        const INK: [u8; 3] = [0x20, 0x24, 0x2c];
         let gc = self.graphics_context()?;
         let (width, height) = (self.width, self.height);
+        let rows = height / CELL.1;
+        let centre = [width / 2 - 16, height / 2 - 16, 32, 32];
         let mut requests = Vec::with_capacity(64 * 1024);
         let fill = |requests: &mut Vec<u8>, rgb: [u8; 3], rects: &[[u16; 4]]| {
             // ChangeGC(gc, GCForeground): opcode 56, 4 words.
@@ -138,9 +152,31 @@ impl X11 {
                 }
             }
         };
-        fill(&mut requests, [0xf4, 0xf4, 0xf0], &[[0, 0, width, height]]);
+        // The screen rows to draw from the page: all of them, or after a
+        // scroll the bottom one and those the old and new probe cover.
+        let scrolls = line > 0 && self.text_line == Some(line - 1);
+        let redraw: Vec<u16> = if scrolls {
+            // CopyArea(root → root, gc, from (0, 16) to (0, 0)): opcode 62, 7 words.
+            requests.extend_from_slice(&[62, 0, 7, 0]);
+            requests.extend_from_slice(&self.root.to_le_bytes());
+            requests.extend_from_slice(&self.root.to_le_bytes());
+            requests.extend_from_slice(&gc.to_le_bytes());
+            for value in [0, CELL.1, 0, 0, width, rows * CELL.1 - CELL.1] {
+                requests.extend_from_slice(&value.to_le_bytes());
+            }
+            // The old probe, copied a line up, and the new one.
+            let first = centre[1].saturating_sub(CELL.1) / CELL.1;
+            let last = ((centre[1] + centre[3]).div_ceil(CELL.1)).min(rows);
+            let mut redraw: Vec<u16> = (first..last).collect();
+            redraw.push(rows - 1);
+            redraw
+        } else {
+            (0..rows).collect()
+        };
+        let mut paper = Vec::new();
         let mut glyphs = Vec::new();
-        for row in 0..height / CELL.1 {
+        for &row in &redraw {
+            paper.push([0, row * CELL.1, width, CELL.1]);
             for column in 0..width / CELL.0 {
                 // A fixed pseudo-random page; scrolling shows the next line of it.
                 let mut hash = (u64::from(row) + line as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
@@ -152,12 +188,18 @@ impl X11 {
                 }
             }
         }
-        fill(&mut requests, [0x20, 0x24, 0x2c], &glyphs);
-        let centre = [width / 2 - 16, height / 2 - 16, 32, 32];
+        if !scrolls {
+            // Below the last whole text row.
+            paper.push([0, rows * CELL.1, width, height - rows * CELL.1]);
+        }
+        fill(&mut requests, PAPER, &paper);
+        fill(&mut requests, INK, &glyphs);
         fill(&mut requests, probe, &[centre]);
         // GetInputFocus: opcode 43, 1 word.
         requests.extend_from_slice(&[43, 0, 1, 0]);
-        self.round_trip(&requests).map(drop)
+        self.round_trip(&requests)?;
+        self.text_line = Some(line);
+        Ok(())
     }
 
     /// The connection's graphics context on the root window (made once).
@@ -166,10 +208,12 @@ impl X11 {
             return Ok(gc);
         }
         let gc = self.id_base | 1;
-        // CreateGC(gc, root, no values): opcode 55, 4 words.
-        let mut request = vec![55, 0, 4, 0];
+        // CreateGC(gc, root, GCGraphicsExposures = off, so CopyArea sends no
+        // events): opcode 55, 5 words.
+        let mut request = vec![55, 0, 5, 0];
         request.extend_from_slice(&gc.to_le_bytes());
         request.extend_from_slice(&self.root.to_le_bytes());
+        request.extend_from_slice(&0x0001_0000u32.to_le_bytes());
         request.extend_from_slice(&0u32.to_le_bytes());
         // A round trip, so an error shows here rather than at the first drawing.
         request.extend_from_slice(&[43, 0, 1, 0]);
@@ -180,6 +224,20 @@ impl X11 {
 
     /// A PNG of the whole screen at `path`.
     pub fn screenshot(&mut self, path: &Path) -> anyhow::Result<()> {
+        let rgb = self.pixels()?;
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let file = std::io::BufWriter::new(std::fs::File::create(path)?);
+        let mut encoder = png::Encoder::new(file, u32::from(self.width), u32::from(self.height));
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        encoder.write_header()?.write_image_data(&rgb)?;
+        Ok(())
+    }
+
+    /// The whole screen, row after row of R, G, B.
+    pub fn pixels(&mut self) -> anyhow::Result<Vec<u8>> {
         // GetImage(ZPixmap, root, 0, 0, width, height, all planes): opcode 73, 5 words.
         let mut request = vec![73, 2, 5, 0];
         request.extend_from_slice(&self.root.to_le_bytes());
@@ -193,18 +251,55 @@ impl X11 {
         let pixels = reply
             .get(32..32 + width * height * 4)
             .ok_or_else(|| anyhow::anyhow!("a short GetImage reply (depth {})", reply[1]))?;
-        let rgb: Vec<u8> = pixels
+        Ok(pixels
             .chunks_exact(4)
             .flat_map(|p| [p[2], p[1], p[0]])
-            .collect();
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Scrolling (CopyArea and a few lines drawn) shows exactly the page a full
+    /// redraw of the same line shows, probe included, on a real Xvfb.
+    #[test]
+    fn scrolled_text_matches_a_full_redraw() {
+        for geometry in ["1024x768x24", "1920x1080x24"] {
+            let (mut xvfb, display) = crate::start_xvfb(geometry);
+            let mut scrolled = X11::connect(&display).expect("connect");
+            for line in 0..5 {
+                scrolled
+                    .paint_text(line, [0x10 * line as u8, 0x80, 0x40])
+                    .expect("paint");
+            }
+            assert_eq!(scrolled.text_line, Some(4));
+            let after_scrolling = scrolled.pixels().expect("pixels");
+            let mut fresh = X11::connect(&display).expect("connect");
+            fresh.paint_root([0, 0, 0]).expect("clear");
+            fresh.paint_text(4, [0x40, 0x80, 0x40]).expect("paint");
+            let redrawn = fresh.pixels().expect("pixels");
+            let _ = xvfb.kill();
+            let _ = xvfb.wait();
+            let (width, height) = (scrolled.width as usize, scrolled.height as usize);
+            assert_eq!(after_scrolling.len(), width * height * 3);
+            let differ = after_scrolling
+                .chunks_exact(3)
+                .zip(redrawn.chunks_exact(3))
+                .position(|(a, b)| a != b);
+            assert_eq!(
+                differ.map(|i| (i % width, i / width)),
+                None,
+                "{geometry}: the first pixel that differs"
+            );
+            // It is text: paper, ink and the probe are all there.
+            for colour in [[0xf4, 0xf4, 0xf0], [0x20, 0x24, 0x2c], [0x40, 0x80, 0x40]] {
+                assert!(
+                    redrawn.chunks_exact(3).any(|p| p == colour),
+                    "{geometry}: no pixel of {colour:?}"
+                );
+            }
         }
-        let file = std::io::BufWriter::new(std::fs::File::create(path)?);
-        let mut encoder = png::Encoder::new(file, u32::from(self.width), u32::from(self.height));
-        encoder.set_color(png::ColorType::Rgb);
-        encoder.set_depth(png::BitDepth::Eight);
-        encoder.write_header()?.write_image_data(&rgb)?;
-        Ok(())
     }
 }

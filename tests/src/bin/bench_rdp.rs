@@ -81,13 +81,15 @@ impl Content {
 /// Changes the display 60 times a second, until stopped, over one X
 /// connection (a process per change, as `xsetroot` would be, costs this
 /// 2-core machine more CPU than the RDP client, and would be charged to it).
+/// The thread returns the CPU seconds it used, which are not the client's.
 fn animate(
     display: String,
     content: Content,
     stop: Arc<AtomicBool>,
     changes: Arc<AtomicU64>,
-) -> std::thread::JoinHandle<()> {
+) -> std::thread::JoinHandle<f64> {
     std::thread::spawn(move || {
+        let cpu_before = cpu_seconds_of("thread-self");
         let mut painter = X11::connect(&display).expect("X connection for the animation");
         let period = Duration::from_secs(1) / ANIMATION_RATE;
         let mut next = Instant::now();
@@ -105,12 +107,48 @@ fn animate(
                 None => next = Instant::now(),
             }
         }
+        cpu_seconds_of("thread-self") - cpu_before
     })
+}
+
+/// The process whose command name is `comm` (the first, if several).
+fn pid_named(comm: &str) -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let name = std::fs::read_to_string(entry.path().join("comm")).ok()?;
+            (name.trim() == comm).then_some(pid)
+        })
+}
+
+/// The machine's busy and total CPU seconds so far, all cores (/proc/stat).
+fn machine_cpu_seconds() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    let total: f64 = ticks.iter().take(8).sum();
+    // idle and iowait are the 4th and 5th.
+    let idle = ticks.get(3).unwrap_or(&0.0) + ticks.get(4).unwrap_or(&0.0);
+    ((total - idle) / 100.0, total / 100.0)
 }
 
 /// CPU seconds (user + system) of a process so far.
 fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    cpu_seconds_of(&pid.to_string())
+}
+
+/// CPU seconds (user + system) so far of `/proc/{task}`: a process id, or
+/// "thread-self" for the calling thread.
+fn cpu_seconds_of(task: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{task}/stat")).unwrap_or_default();
     // Fields after the command name (which may hold spaces) start at ')'.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -136,6 +174,10 @@ struct Figures {
     decode_ms_per_frame: f64,
     bytes_per_frame: f64,
     client_cpu_s: f64,
+    /// The shadow server's CPU over the same time.
+    server_cpu_s: f64,
+    /// The share of the machine's CPU time that was busy, all processes.
+    machine_busy: f64,
     xfreerdp_cpu_s: Option<f64>,
     xfreerdp_bytes_per_s: Option<f64>,
     ours_bytes_per_s: f64,
@@ -233,6 +275,10 @@ fn measure_ours(lab: &Lab, display: &str, remote_fx: bool, content: Content) -> 
         let decode_before = session.decode_time();
         let bytes_before = session.bytes_in();
         let cpu_before = cpu_seconds(std::process::id());
+        // FreeRDP's shadow server (its command name cut to 15 characters).
+        let server = pid_named("freerdp-shadow-").expect("the shadow server's process");
+        let server_before = cpu_seconds(server);
+        let machine_before = machine_cpu_seconds();
         pipeline = Duration::ZERO;
         let animation = animate(
             screen.clone(),
@@ -255,8 +301,11 @@ fn measure_ours(lab: &Lab, display: &str, remote_fx: bool, content: Content) -> 
         }
         let elapsed = started.elapsed().as_secs_f64();
         stop.store(true, Ordering::Relaxed);
-        animation.join().unwrap();
-        let client_cpu_s = cpu_seconds(std::process::id()) - cpu_before;
+        let painter_cpu_s = animation.join().unwrap();
+        let client_cpu_s = cpu_seconds(std::process::id()) - cpu_before - painter_cpu_s;
+        let server_cpu_s = cpu_seconds(server) - server_before;
+        let machine = machine_cpu_seconds();
+        let machine_busy = (machine.0 - machine_before.0) / (machine.1 - machine_before.1);
         let decode = (session.decode_time() - decode_before).as_secs_f64();
         let bytes = (session.bytes_in() - bytes_before) as f64;
         session.close().await;
@@ -274,6 +323,8 @@ fn measure_ours(lab: &Lab, display: &str, remote_fx: bool, content: Content) -> 
             decode_ms_per_frame: decode * 1000.0 / frames_f,
             bytes_per_frame: bytes / frames_f,
             client_cpu_s,
+            server_cpu_s,
+            machine_busy,
             xfreerdp_cpu_s: None,
             xfreerdp_bytes_per_s: None,
             ours_bytes_per_s: bytes / elapsed,
@@ -357,20 +408,22 @@ fn main() {
          Machine: {} cores. Command: `cargo xtask bench rdp` (release build, namespace lab; \
          FreeRDP 2 shadow server on Xvfb, the client core through the gateway; the server's \
          display changes {ANIMATION_RATE} times a second, drawn by one X client: the whole display a \
-         new solid colour, or a full screen of text scrolling a line (every tile changes, none is flat) \
-         with a square at the centre changing colour). Latency: a change on the \
+         new solid colour, or a full screen of text scrolling a line as a terminal scrolls (copied up, \
+         the new line drawn: every tile changes, none is flat) with a square at the centre changing colour). Latency: a change on the \
          server display until the centre pixel is in the canvas buffer ({LATENCY_SAMPLES} changes). \
          Client pipeline: decoding into the framebuffer, encoding the dirty rectangles and \
-         applying them to a canvas buffer, per frame. CPU over {} s of animation.\n\n\
-         | desktop, codec offered, content | frames/s received (server changes/s) | latency p50 / p90 | client pipeline per frame (decode) | bytes per frame | client CPU | xfreerdp CPU | bytes/s ours / xfreerdp |\n\
-         |---|---|---|---|---|---|---|---|\n",
+         applying them to a canvas buffer, per frame. CPU over {} s of animation: the client's \
+         (not the thread drawing on the server display), the shadow server's, and how busy the \
+         whole machine was.\n\n\
+         | desktop, codec offered, content | frames/s received (server changes/s) | latency p50 / p90 | client pipeline per frame (decode) | bytes per frame | client CPU | xfreerdp CPU | server CPU, machine busy | bytes/s ours / xfreerdp |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
         utc_now(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         ANIMATION.as_secs()
     );
     for f in &runs {
         table.push_str(&format!(
-            "| {}×{}, {}, {} | {:.1} ({:.0}) | {:.0} / {:.0} ms | {:.2} ms ({:.2} ms) | {:.0} | {:.2} s | {} | {:.1} / {} MB/s |\n",
+            "| {}×{}, {}, {} | {:.1} ({:.0}) | {:.0} / {:.0} ms | {:.2} ms ({:.2} ms) | {:.0} | {:.2} s | {} | {:.2} s, {:.0} % | {:.1} / {} MB/s |\n",
             f.size.0,
             f.size.1,
             f.codec,
@@ -384,6 +437,8 @@ fn main() {
             f.bytes_per_frame,
             f.client_cpu_s,
             f.xfreerdp_cpu_s.map_or("n/a".into(), |c| format!("{c:.2} s")),
+            f.server_cpu_s,
+            f.machine_busy * 100.0,
             f.ours_bytes_per_s / 1e6,
             f.xfreerdp_bytes_per_s
                 .map_or("n/a".into(), |b| format!("{:.1}", b / 1e6)),
