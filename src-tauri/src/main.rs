@@ -19,13 +19,14 @@ use portcullis_client::home::ClientHome;
 /// WebKitGTK windows on NVIDIA drivers. `PORTCULLIS_WEBKIT_DMABUF=1` keeps it;
 /// a `WEBKIT_DISABLE_DMABUF_RENDERER` already set is left as it is.
 ///
-/// Without that renderer, on X11, nothing in the UI process uses GDK's OpenGL
-/// (WebKit hands frames over in X pixmaps; the app has no GL widget), yet GDK
-/// loads the GL driver at start to pick visuals: with Mesa that is LLVM,
-/// about 150 ms of a 0.97 s start (`cargo xtask bench app`, 3 runs each:
-/// 962–974 ms, and 783–921 ms with `GDK_GL=disable`). So on X11 the app sets
-/// `GDK_GL=disable` too, unless `GDK_GL` is set. Under Wayland WebKit's
-/// backing store draws through GDK's GL, so it is left alone there.
+/// Without that renderer, on X11, the app draws nothing with GDK's OpenGL (it
+/// has no GL widget; the window tests, RDP canvas and screenshots included,
+/// pass with it off), yet GDK loads the GL driver at start to pick visuals:
+/// with Mesa that is LLVM, about 150 ms of a 0.97 s start (`cargo xtask bench
+/// app`, 3 runs each: 962–974 ms, and 783–921 ms with `GDK_GL=disable`). So on
+/// X11 the app sets `GDK_GL=disable` too, unless `GDK_GL` is set. Under
+/// Wayland WebKit may draw through GDK's GL, and that is not tested here, so
+/// it is left alone there.
 #[cfg(target_os = "linux")]
 fn choose_webkit_renderer() {
     const WEBKIT: &str = "WEBKIT_DISABLE_DMABUF_RENDERER";
