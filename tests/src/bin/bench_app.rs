@@ -15,9 +15,22 @@ const TABS: usize = 10;
 /// Starts timed, of the app and of the reference; the median is reported.
 const STARTS: usize = 3;
 
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
+/// Opens a WebDriver session with `open` and waits until `ready` (a script)
+/// holds, STARTS times, quitting all but the last session: the median time
+/// and the last session.
+fn timed_starts(open: impl Fn() -> WebDriver, what: &str, ready: &str) -> (Duration, WebDriver) {
+    let mut times = Vec::with_capacity(STARTS);
+    loop {
+        let started = Instant::now();
+        let session = open();
+        session.wait_until(what, ready);
+        times.push(started.elapsed());
+        if times.len() == STARTS {
+            times.sort();
+            return (times[STARTS / 2], session);
+        }
+        session.quit();
+    }
 }
 const BURST_BYTES: usize = 10 * 1000 * 1000;
 
@@ -139,21 +152,11 @@ fn blank_webkit_window(home: &std::path::Path) -> (Duration, (f64, f64, f64)) {
         assert!(Instant::now() < deadline, "WebKitWebDriver did not listen");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let mut starts = Vec::with_capacity(STARTS);
-    let session = loop {
-        let started = Instant::now();
-        let session = WebDriver::start_browser(&address, &browser).expect("a MiniBrowser session");
-        session.wait_until(
-            "the blank page",
-            "return document.readyState === 'complete';",
-        );
-        starts.push(started.elapsed());
-        if starts.len() == STARTS {
-            break session;
-        }
-        session.quit();
-    };
-    let start = median(starts);
+    let (start, session) = timed_starts(
+        || WebDriver::start_browser(&address, &browser).expect("a MiniBrowser session"),
+        "the blank page",
+        "return document.readyState === 'complete';",
+    );
     std::thread::sleep(Duration::from_secs(2));
     let pids: Vec<u32> = process_tree(driver.id())
         .into_iter()
@@ -232,21 +235,11 @@ fn main() {
     let (cold_start, rss_start, rss_tabs, burst_time) = in_netns(&out.clone(), move || {
         // The app started STARTS times (the first on an empty inventory, as a
         // new user does); the last stays open for the rest.
-        let mut starts = Vec::with_capacity(STARTS);
-        let driver = loop {
-            let started = Instant::now();
-            let driver = window.open();
-            driver.wait_until(
-                "the interactive host list",
-                "return document.body.dataset.ready === '1';",
-            );
-            starts.push(started.elapsed());
-            if starts.len() == STARTS {
-                break driver;
-            }
-            driver.quit();
-        };
-        let cold_start = median(starts);
+        let (cold_start, driver) = timed_starts(
+            || window.open(),
+            "the interactive host list",
+            "return document.body.dataset.ready === '1';",
+        );
         std::thread::sleep(Duration::from_secs(2));
         let rss_start = app_memory_mib(&out);
 
