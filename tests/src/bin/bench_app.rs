@@ -12,6 +12,7 @@ use portcullis_lab::webdriver::{ENTER, WebDriver};
 use portcullis_lab::*;
 
 const TABS: usize = 10;
+const BURST_BYTES: usize = 10 * 1000 * 1000;
 /// Starts timed, of the app and of the reference; the median is reported.
 const STARTS: usize = 3;
 
@@ -32,7 +33,6 @@ fn timed_starts(open: impl Fn() -> WebDriver, what: &str, ready: &str) -> (Durat
         session.quit();
     }
 }
-const BURST_BYTES: usize = 10 * 1000 * 1000;
 
 /// Memory (MiB) of the app and its WebKit processes in `ns`: the sum of resident
 /// sets (shared libraries counted once per process, as task managers show it), the
