@@ -592,15 +592,10 @@ impl Lab {
 
     /// Kills every sshd in the vnet namespace, sessions included: a host going away.
     pub fn kill_vnet_sshd(&self) {
-        let out = Command::new("ip")
-            .args(["netns", "pids", &self.vnet])
-            .output()
-            .expect("ip netns pids");
-        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            if comm.trim() == "sshd" {
-                let _ = Command::new("kill").args(["-KILL", pid]).status();
-            }
+        for pid in netns_pids_named(&self.vnet, &["sshd"]) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
         }
     }
 
@@ -1041,6 +1036,28 @@ pub struct Desktop {
     tauri_driver: Child,
 }
 
+/// A process's command name (`/proc/PID/comm`: at most 15 characters), or ""
+/// when it is gone.
+pub fn process_name(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// The processes in namespace `ns` whose command name is one of `names`
+/// (none when `ip netns pids` fails, as when the namespace is gone).
+pub fn netns_pids_named(ns: &str, names: &[&str]) -> Vec<u32> {
+    let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|pid| pid.parse().ok())
+        .filter(|&pid| names.contains(&process_name(pid).as_str()))
+        .collect()
+}
+
 /// Where screenshots of the window go (kept as CI artifacts).
 pub fn e2e_artifacts() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/e2e")
@@ -1171,19 +1188,18 @@ impl Drop for Desktop {
             );
         }
         // tauri-driver's children (WebKitWebDriver, the app) go first.
-        if let Ok(out) = Command::new("ip")
-            .args(["netns", "pids", &self.namespace])
-            .output()
-        {
-            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-                if matches!(
-                    comm.trim(),
-                    "WebKitWebDriver" | "portcullis-desk" | "WebKitWebProces" | "WebKitNetworkPr"
-                ) {
-                    let _ = Command::new("kill").args(["-KILL", pid]).status();
-                }
-            }
+        for pid in netns_pids_named(
+            &self.namespace,
+            &[
+                "WebKitWebDriver",
+                "portcullis-desk",
+                "WebKitWebProces",
+                "WebKitNetworkPr",
+            ],
+        ) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
         }
         let _ = self.tauri_driver.kill();
         let _ = self.tauri_driver.wait();

@@ -40,28 +40,10 @@ fn timed_starts(open: impl Fn() -> WebDriver, what: &str, ready: &str) -> (Durat
 /// anonymous part (heaps and stacks: what the app costs beyond the system's
 /// WebKitGTK and Mesa libraries).
 fn app_memory_mib(ns: &str) -> (f64, f64, f64) {
-    let out = Command::new("ip")
-        .args(["netns", "pids", ns])
-        .output()
-        .expect("ip netns pids");
-    let pids: Vec<u32> = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .filter_map(|pid| pid.parse().ok())
-        .filter(|pid| {
-            matches!(
-                comm(*pid).as_str(),
-                "portcullis-desk" | "WebKitWebProces" | "WebKitNetworkPr"
-            )
-        })
-        .collect();
-    memory_mib(&pids)
-}
-
-fn comm(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .unwrap_or_default()
-        .trim()
-        .to_string()
+    memory_mib(&netns_pids_named(
+        ns,
+        &["portcullis-desk", "WebKitWebProces", "WebKitNetworkPr"],
+    ))
 }
 
 /// RSS sum, PSS and anonymous PSS (MiB) of `pids`, as [`app_memory_mib`] explains.
@@ -162,7 +144,7 @@ fn blank_webkit_window(home: &std::path::Path) -> (Duration, (f64, f64, f64)) {
         .into_iter()
         .filter(|pid| {
             matches!(
-                comm(*pid).as_str(),
+                process_name(*pid).as_str(),
                 "MiniBrowser" | "WebKitWebProces" | "WebKitNetworkPr"
             )
         })

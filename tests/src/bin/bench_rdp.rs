@@ -118,8 +118,7 @@ fn pid_named(comm: &str) -> Option<u32> {
         .flatten()
         .find_map(|entry| {
             let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let name = std::fs::read_to_string(entry.path().join("comm")).ok()?;
-            (name.trim() == comm).then_some(pid)
+            (process_name(pid) == comm).then_some(pid)
         })
 }
 
