@@ -27,10 +27,12 @@ pub struct ScreenSize {
 }
 
 impl ScreenSize {
-    /// At least 1×1, at most 1000×500: a UI can ask for nonsense, the model cannot take it.
+    /// At least 2×1, at most 1000×500: a UI can ask for nonsense, the model cannot
+    /// take it. Two columns because a wide character needs two: alacritty_terminal
+    /// writes its second half out of bounds on a one-column grid and panics.
     pub fn clamped(cols: u16, rows: u16) -> ScreenSize {
         ScreenSize {
-            cols: cols.clamp(1, 1000),
+            cols: cols.clamp(2, 1000),
             rows: rows.clamp(1, 500),
         }
     }
@@ -192,6 +194,7 @@ pub struct Screen {
 
 impl Screen {
     pub fn new(size: ScreenSize, scrollback_lines: usize) -> Screen {
+        let size = ScreenSize::clamped(size.cols, size.rows);
         let inbox = Arc::new(Mutex::new(Inbox::default()));
         let config = Config {
             scrolling_history: scrollback_lines,
@@ -216,6 +219,7 @@ impl Screen {
     }
 
     pub fn resize(&mut self, size: ScreenSize) {
+        let size = ScreenSize::clamped(size.cols, size.rows);
         if size != self.size {
             self.size = size;
             self.term.resize(size);
@@ -603,6 +607,19 @@ mod tests {
     }
 
     #[test]
+    fn the_narrowest_screen_still_takes_wide_characters() {
+        // alacritty_terminal writes a wide character's spacer one column to the
+        // right of it, even on a one-column grid (an index out of bounds).
+        let mut s = Screen::new(ScreenSize::clamped(0, 0), 10);
+        s.feed("日本".as_bytes());
+        s.resize(ScreenSize { cols: 1, rows: 1 });
+        s.feed("語".as_bytes());
+        assert_eq!(s.size(), ScreenSize { cols: 2, rows: 1 });
+        assert_eq!(s.text(), ["語"]);
+        assert_eq!(s.history_size(), 2);
+    }
+
+    #[test]
     fn resize_sends_everything_and_serializes_compactly() {
         let mut s = screen(10, 2);
         s.feed(b"hi");
@@ -627,7 +644,7 @@ mod tests {
             serde_json::to_string(&update.rows[1]).unwrap(),
             r#"{"row":1,"runs":[]}"#
         );
-        assert_eq!(ScreenSize::clamped(0, 0), ScreenSize { cols: 1, rows: 1 });
+        assert_eq!(ScreenSize::clamped(0, 0), ScreenSize { cols: 2, rows: 1 });
     }
 
     #[test]
