@@ -505,6 +505,15 @@ pub trait Handler {
     /// A character to be displayed.
     fn input(&mut self, _c: char) {}
 
+    /// A run of characters to be displayed, none of them a control
+    /// (PORTCULLIS PATCH: lets a handler write text a run at a time; by default,
+    /// `input` for each character).
+    fn input_str(&mut self, text: &str) {
+        for c in text.chars() {
+            self.input(c);
+        }
+    }
+
     /// Set cursor to position.
     fn goto(&mut self, _line: i32, _col: usize) {}
 
@@ -1290,6 +1299,15 @@ where
     fn print(&mut self, c: char) {
         self.handler.input(c);
         self.state.preceding_char = Some(c);
+    }
+
+    // PORTCULLIS PATCH: a run of text reaches the handler in one call.
+    #[inline]
+    fn print_str(&mut self, text: &str) {
+        self.handler.input_str(text);
+        if let Some(c) = text.chars().next_back() {
+            self.state.preceding_char = Some(c);
+        }
     }
 
     #[inline]
