@@ -304,6 +304,12 @@ impl<T: GridCell + Default + PartialEq> Grid<T> {
         for i in (region.end.0 - positions as i32..region.end.0).map(Line::from) {
             self.raw[i].reset(&self.cursor.template);
         }
+
+        // PORTCULLIS PATCH: a row the scroll will recycle soon is fetched while
+        // the text of these is written.
+        if region.start == 0 {
+            self.raw.prefetch_recycled_soon();
+        }
     }
 
     pub fn clear_viewport<D>(&mut self)

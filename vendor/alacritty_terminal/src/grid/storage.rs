@@ -194,6 +194,19 @@ impl<T> Storage<T> {
         self.zero = (self.zero + count) % self.inner.len();
     }
 
+    /// Prefetches the row that the third [`Storage::rotate`] by -1 from now
+    /// brings in at the bottom, the oldest but two once the scrollback is full
+    /// (PORTCULLIS PATCH). Three rotations ahead, so that it has arrived when
+    /// it is reset.
+    #[inline]
+    pub fn prefetch_recycled_soon(&self) {
+        const AHEAD: usize = 3;
+        let len = self.inner.len();
+        if len != 0 {
+            self.inner[(self.zero + len - AHEAD % len) % len].prefetch();
+        }
+    }
+
     /// Update the raw storage buffer.
     #[inline]
     pub fn replace_inner(&mut self, vec: Vec<Row<T>>) {

@@ -979,6 +979,71 @@ impl<T> Term<T> {
         self.damage_cursor();
     }
 
+    /// Printable ASCII (0x20..=0x7E) at the cursor, as `input` would write it one
+    /// character at a time (PORTCULLIS PATCH).
+    fn input_ascii(&mut self, mut bytes: &[u8])
+    where
+        T: EventListener,
+    {
+        // Insert mode, no line wrap and a non-ASCII charset are rare: take the
+        // general path for them.
+        if self.mode.contains(TermMode::INSERT)
+            || !self.mode.contains(TermMode::LINE_WRAP)
+            || self.grid.cursor.charsets[self.active_charset] != StandardCharset::Ascii
+        {
+            for &byte in bytes {
+                self.input(byte as char);
+            }
+            return;
+        }
+
+        let columns = self.columns();
+        while !bytes.is_empty() {
+            if self.grid.cursor.input_needs_wrap {
+                self.wrapline();
+            }
+
+            let point = self.grid.cursor.point;
+            let count = bytes.len().min(columns - point.column.0);
+            let (now, later) = bytes.split_at(count);
+            bytes = later;
+
+            let template = &self.grid.cursor.template;
+            let (fg, bg, flags, extra) = (template.fg, template.bg, template.flags, template.extra.clone());
+            let end = point.column + count;
+            let row = &mut self.grid[point.line];
+
+            // Overwriting part of a wide character also clears its other half:
+            // the general path does that, from the first such cell on.
+            let wide = Flags::WIDE_CHAR | Flags::WIDE_CHAR_SPACER;
+            let mut written = 0;
+            for (cell, &byte) in row[point.column..end].iter_mut().zip(now) {
+                if cell.flags.intersects(wide) {
+                    break;
+                }
+                cell.c = byte as char;
+                cell.fg = fg;
+                cell.bg = bg;
+                cell.flags = flags;
+                cell.extra = extra.clone();
+                written += 1;
+            }
+
+            if written < count {
+                // Before the last column: no wrap is pending.
+                self.grid.cursor.point.column = point.column + written;
+                for &byte in &now[written..] {
+                    self.input(byte as char);
+                }
+            } else if end.0 < columns {
+                self.grid.cursor.point.column = end;
+            } else {
+                self.grid.cursor.point.column = Column(columns - 1);
+                self.grid.cursor.input_needs_wrap = true;
+            }
+        }
+    }
+
     /// Write `c` to the cell at the cursor position.
     #[inline(always)]
     fn write_at_cursor(&mut self, c: char) {
@@ -1134,6 +1199,30 @@ impl<T: EventListener> Handler for Term<T> {
             self.grid.cursor.point.column += 1;
         } else {
             self.grid.cursor.input_needs_wrap = true;
+        }
+    }
+
+    /// A run of characters with no control among them (PORTCULLIS PATCH).
+    ///
+    /// Printable ASCII is written a row segment at a time; any other character goes
+    /// through [`Self::input`]. The result is exactly that of calling `input` for
+    /// each character: same cells, cursor, wrap state and damage.
+    #[inline(never)]
+    fn input_str(&mut self, text: &str) {
+        let mut rest = text;
+        while !rest.is_empty() {
+            let ascii = crate::vte::printable_ascii_prefix(rest.as_bytes());
+            // Everything before `ascii` is ASCII, so it is a character boundary.
+            let (printable, others) = rest.split_at(ascii);
+            if !printable.is_empty() {
+                self.input_ascii(printable.as_bytes());
+            }
+            // Then one character that is not printable ASCII, if any.
+            let mut chars = others.chars();
+            if let Some(c) = chars.next() {
+                self.input(c);
+            }
+            rest = chars.as_str();
         }
     }
 
