@@ -606,16 +606,17 @@ impl<const OSC_RAW_BUF_SIZE: usize> Parser<OSC_RAW_BUF_SIZE> {
             return 1;
         }
 
-        // PORTCULLIS PATCH: printable ASCII and C0 controls need no UTF-8
-        // validation; text goes to the performer a run at a time. The rest of the
-        // plain bytes, from the first one that is not ASCII, take the general path
-        // below on the next call.
+        // PORTCULLIS PATCH: text (printable ASCII and whole UTF-8 characters) goes
+        // to the performer a run at a time, C0 controls are executed between runs;
+        // only the characters that are not ASCII are validated, one by one. From
+        // the first byte this does not cover (DEL, a C1 control, invalid or
+        // truncated UTF-8), the original path below runs, on the next call.
         let mut done = 0;
         loop {
             let plain = &bytes[done..plain_chars];
-            let run = printable_ascii_prefix(plain);
+            let run = text_prefix(plain);
             if run > 0 {
-                // SAFETY: ASCII is valid UTF-8.
+                // SAFETY: `text_prefix` counts ASCII and validated characters only.
                 performer.print_str(unsafe { str::from_utf8_unchecked(&plain[..run]) });
                 done += run;
             }
@@ -790,6 +791,30 @@ impl<const OSC_RAW_BUF_SIZE: usize> Parser<OSC_RAW_BUF_SIZE> {
         if run_start < bytes.len() {
             performer.print_str(&text[run_start..]);
         }
+    }
+}
+
+/// How many bytes at the start of `bytes` are text: printable ASCII and whole,
+/// valid UTF-8 characters other than the C1 controls U+0080–U+009F
+/// (PORTCULLIS PATCH).
+#[inline]
+fn text_prefix(bytes: &[u8]) -> usize {
+    let mut len = 0;
+    loop {
+        len += printable_ascii_prefix(&bytes[len..]);
+        let Some(&lead) = bytes.get(len) else { return len };
+        let width = match lead {
+            0xC2..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF4 => 4,
+            _ => return len,
+        };
+        let Some(char_bytes) = bytes.get(len..len + width) else { return len };
+        // U+0080–U+009F are 0xC2 0x80..=0x9F.
+        if (lead == 0xC2 && char_bytes[1] < 0xA0) || str::from_utf8(char_bytes).is_err() {
+            return len;
+        }
+        len += width;
     }
 }
 
