@@ -213,3 +213,25 @@ fn a_stream_gives_the_same_screen_however_it_is_cut() {
         );
     }
 }
+
+#[test]
+fn the_printable_ascii_scan_stops_at_the_first_other_byte() {
+    use alacritty_terminal::vte::printable_ascii_prefix;
+    for len in 0..40 {
+        let mut bytes = vec![b'a'; len];
+        assert_eq!(printable_ascii_prefix(&bytes), len);
+        for at in 0..len {
+            for byte in 0..=255u8 {
+                bytes[at] = byte;
+                let printable = (0x20..=0x7e).contains(&byte);
+                let expected = if printable { len } else { at };
+                assert_eq!(
+                    printable_ascii_prefix(&bytes),
+                    expected,
+                    "{byte:#04x} at {at} of {len}"
+                );
+            }
+            bytes[at] = b'a';
+        }
+    }
+}

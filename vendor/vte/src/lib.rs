@@ -819,11 +819,31 @@ fn text_prefix(bytes: &[u8]) -> usize {
 }
 
 /// How many bytes at the start of `bytes` are printable ASCII, 0x20..=0x7E
-/// (PORTCULLIS PATCH: sixteen at a time, which the compiler vectorizes).
+/// (PORTCULLIS PATCH: sixteen at a time).
 #[inline]
 pub fn printable_ascii_prefix(bytes: &[u8]) -> usize {
-    let printable = |b: &u8| (0x20..0x7f).contains(b);
     let mut len = 0;
+    #[cfg(target_arch = "x86_64")]
+    while let Some(chunk) = bytes.get(len..len + 16) {
+        use core::arch::x86_64::{
+            _mm_andnot_si128, _mm_cmpeq_epi8, _mm_cmpgt_epi8, _mm_loadu_si128, _mm_movemask_epi8,
+            _mm_set1_epi8,
+        };
+        // SAFETY: `chunk` is 16 readable bytes; SSE2 is part of x86-64.
+        let printable = unsafe {
+            let v = _mm_loadu_si128(chunk.as_ptr().cast());
+            // Signed: bytes of 0x80 and above are negative, so not above 0x1F.
+            let above_controls = _mm_cmpgt_epi8(v, _mm_set1_epi8(0x1F));
+            let del = _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7F));
+            _mm_movemask_epi8(_mm_andnot_si128(del, above_controls)) as u32
+        };
+        if printable != 0xFFFF {
+            return len + (!printable).trailing_zeros() as usize;
+        }
+        len += 16;
+    }
+    let printable = |b: &u8| (0x20..0x7f).contains(b);
+    #[cfg(not(target_arch = "x86_64"))]
     while let Some(chunk) = bytes.get(len..len + 16) {
         if !chunk.iter().fold(true, |all, b| all & printable(b)) {
             break;
