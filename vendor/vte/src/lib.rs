@@ -755,40 +755,18 @@ impl<const OSC_RAW_BUF_SIZE: usize> Parser<OSC_RAW_BUF_SIZE> {
     #[inline]
     fn ground_dispatch<P: Perform>(performer: &mut P, text: &str) {
         // PORTCULLIS PATCH: printable text goes to the performer a run at a time
-        // (`print_str`), cut at each C0 control and each C1 control (U+0080–U+009F,
-        // always encoded as 0xC2 0x80..=0x9F), which are executed as before.
-        let bytes = text.as_bytes();
+        // (`print_str`), cut at each C0 and C1 control, which is executed as before.
         let mut run_start = 0;
-        let mut i = 0;
-        while i < bytes.len() {
-            // Sixteen bytes at a time while none of them can start a control.
-            while let Some(chunk) = bytes.get(i..i + 16) {
-                if chunk.iter().fold(false, |any, &b| any | (b < 0x20) | (b == 0xC2)) {
-                    break;
+        for (i, c) in text.char_indices() {
+            if matches!(c, '\x00'..='\x1f' | '\u{80}'..='\u{9f}') {
+                if run_start < i {
+                    performer.print_str(&text[run_start..i]);
                 }
-                i += 16;
-            }
-            let Some(&byte) = bytes.get(i) else { break };
-            let control = if byte < 0x20 {
-                Some((byte, 1))
-            } else if byte == 0xC2 && matches!(bytes.get(i + 1), Some(0x80..=0x9F)) {
-                Some((bytes[i + 1], 2))
-            } else {
-                None
-            };
-            match control {
-                Some((code, len)) => {
-                    if run_start < i {
-                        performer.print_str(&text[run_start..i]);
-                    }
-                    performer.execute(code);
-                    i += len;
-                    run_start = i;
-                },
-                None => i += 1,
+                performer.execute(c as u8);
+                run_start = i + c.len_utf8();
             }
         }
-        if run_start < bytes.len() {
+        if run_start < text.len() {
             performer.print_str(&text[run_start..]);
         }
     }
