@@ -592,11 +592,7 @@ impl Lab {
 
     /// Kills every sshd in the vnet namespace, sessions included: a host going away.
     pub fn kill_vnet_sshd(&self) {
-        for pid in netns_pids_named(&self.vnet, &["sshd"]) {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-        }
+        kill_netns_processes(&self.vnet, &["sshd"]);
     }
 
     pub fn gateway_config(&self) -> PathBuf {
@@ -1058,6 +1054,15 @@ pub fn netns_pids_named(ns: &str, names: &[&str]) -> Vec<u32> {
         .collect()
 }
 
+/// SIGKILL to the processes in namespace `ns` whose command name is one of `names`.
+pub fn kill_netns_processes(ns: &str, names: &[&str]) {
+    for pid in netns_pids_named(ns, names) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+}
+
 /// Where screenshots of the window go (kept as CI artifacts).
 pub fn e2e_artifacts() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/e2e")
@@ -1188,7 +1193,7 @@ impl Drop for Desktop {
             );
         }
         // tauri-driver's children (WebKitWebDriver, the app) go first.
-        for pid in netns_pids_named(
+        kill_netns_processes(
             &self.namespace,
             &[
                 "WebKitWebDriver",
@@ -1196,11 +1201,7 @@ impl Drop for Desktop {
                 "WebKitWebProces",
                 "WebKitNetworkPr",
             ],
-        ) {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-        }
+        );
         let _ = self.tauri_driver.kill();
         let _ = self.tauri_driver.wait();
         let _ = self.xvfb.kill();
