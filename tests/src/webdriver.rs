@@ -152,6 +152,22 @@ impl WebDriver {
         )
     }
 
+    /// A session on Chromium at `browser` with `args`, through ChromeDriver
+    /// (listening on `address`). The app benchmark's Electron-class reference.
+    pub fn start_chromium(
+        address: &str,
+        browser: &Path,
+        args: &[&str],
+    ) -> anyhow::Result<WebDriver> {
+        WebDriver::start_with(
+            address,
+            json!({"goog:chromeOptions": {
+                "binary": browser.display().to_string(),
+                "args": args,
+            }}),
+        )
+    }
+
     fn start_with(address: &str, always_match: Value) -> anyhow::Result<WebDriver> {
         let capabilities = json!({"capabilities": {"alwaysMatch": always_match}});
         let started = Instant::now();
@@ -238,6 +254,13 @@ impl WebDriver {
     /// Waits until `script` (a function body returning a value) returns something
     /// truthy; returns that value.
     pub fn wait_until(&self, what: &str, script: &str) -> Value {
+        self.poll_until(what, script, Duration::from_millis(200))
+    }
+
+    /// [`WebDriver::wait_until`], asking every `every`: a benchmark timing the
+    /// moment `script` turns true polls often, or it measures the poll interval
+    /// (with 200 ms, up to 200 ms late).
+    pub fn poll_until(&self, what: &str, script: &str, every: Duration) -> Value {
         let started = Instant::now();
         loop {
             let value = self.script(script).unwrap_or(Value::Null);
@@ -256,7 +279,7 @@ impl WebDriver {
                     .unwrap_or_default();
                 panic!("waited 60 s for {what}; the window shows:\n{page}");
             }
-            std::thread::sleep(Duration::from_millis(200));
+            std::thread::sleep(every);
         }
     }
 

@@ -61,6 +61,9 @@ const TEST_PACKAGES: &[&str] = &[
 ];
 /// Debian packages `run` needs.
 const DEMO_PACKAGES: &[&str] = &["openssh-client"];
+/// Only `cargo xtask bench app` needs these: its Electron-class reference,
+/// Chromium, started through ChromeDriver.
+const APP_BENCH_PACKAGES: &[&str] = &["chromium", "chromium-driver"];
 /// Debian packages `run` needs to build and open the desktop app.
 const RUN_PACKAGES: &[&str] = &[
     "libwebkit2gtk-4.1-dev",
@@ -550,6 +553,7 @@ fn bench(args: &[String]) -> Result {
         }
         Some("app") => {
             ensure_packages(TEST_PACKAGES)?;
+            ensure_packages(APP_BENCH_PACKAGES)?;
             ensure_npm()?;
             if !is_root() {
                 return Err("the app benchmark runs in the namespace lab and needs root".into());
