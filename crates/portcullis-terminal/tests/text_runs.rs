@@ -7,8 +7,8 @@ use alacritty_terminal::grid::Dimensions;
 use alacritty_terminal::index::{Column, Line};
 use alacritty_terminal::term::{Config, Term, TermDamage};
 use alacritty_terminal::vte::ansi::{
-    Attr, CharsetIndex, Color, Handler, Hyperlink, Mode, NamedColor, NamedMode, NamedPrivateMode,
-    PrivateMode, Rgb, StandardCharset,
+    Attr, CharsetIndex, ClearMode, Color, Handler, Hyperlink, LineClearMode, Mode, NamedColor,
+    NamedMode, NamedPrivateMode, PrivateMode, Rgb, StandardCharset,
 };
 use portcullis_terminal::{Screen, ScreenSize};
 
@@ -106,6 +106,24 @@ fn random_step(random: &mut Random, term: &mut Term<VoidListener>, choice: usize
             uri: "https://example.test/".into(),
         })),
         15 => term.set_hyperlink(None),
+        // Reflow moves cells between rows; the rest rewrite or move cells in
+        // place. The text path trusts each row's count of occupied cells after
+        // all of them.
+        16 => {
+            let cols = 2 + random.below(11) as u16;
+            let rows = 1 + random.below(5) as u16;
+            term.resize(ScreenSize { cols, rows });
+        }
+        17 => term.clear_line(match random.below(3) {
+            0 => LineClearMode::Right,
+            1 => LineClearMode::Left,
+            _ => LineClearMode::All,
+        }),
+        18 => term.delete_chars(1 + random.below(4)),
+        19 => term.insert_blank(1 + random.below(4)),
+        20 => term.erase_chars(1 + random.below(4)),
+        21 => term.scroll_down(1 + random.below(2)),
+        22 => term.clear_screen(ClearMode::Below),
         _ => term.terminal_attribute(Attr::Reset),
     }
 }
@@ -135,7 +153,7 @@ fn text_runs_change_the_terminal_exactly_as_input_one_character_at_a_time_does()
                 }
                 log.push(format!("text {text:?}"));
             } else {
-                let choice = random.below(17);
+                let choice = random.below(24);
                 // The same random numbers for both.
                 let saved = random.0;
                 random_step(&mut random, &mut runs, choice);

@@ -1012,12 +1012,20 @@ impl<T> Term<T> {
             let (fg, bg, flags, extra) = (template.fg, template.bg, template.flags, template.extra.clone());
             let end = point.column + count;
             let row = &mut self.grid[point.line];
+            // Cells from `occ` on are as `Row::reset` left them (only their
+            // background set; no flags, no `extra`): every `IndexMut` of a row
+            // moves `occ` past the cells it hands out, and `reset` itself relies
+            // on this. Those cells need no check and no drop: the loop below only
+            // stores into them, so a freshly recycled scrollback row (cold in the
+            // cache) costs no loads.
+            let checked = row.occ.clamp(point.column.0, end.0) - point.column.0;
 
             // Overwriting part of a wide character also clears its other half:
             // the general path does that, from the first such cell on.
             let wide = Flags::WIDE_CHAR | Flags::WIDE_CHAR_SPACER;
             let mut written = 0;
-            for (cell, &byte) in row[point.column..end].iter_mut().zip(now) {
+            let cells = &mut row[point.column..end];
+            for (cell, &byte) in cells[..checked].iter_mut().zip(now) {
                 if cell.flags.intersects(wide) {
                     break;
                 }
@@ -1027,6 +1035,30 @@ impl<T> Term<T> {
                 cell.flags = flags;
                 cell.extra = extra.clone();
                 written += 1;
+            }
+            if written == checked {
+                let fresh = cells[checked..].iter_mut().zip(&now[checked..]);
+                match &extra {
+                    None => {
+                        for (cell, &byte) in fresh {
+                            debug_assert!(cell.extra.is_none() && cell.flags.is_empty());
+                            cell.c = byte as char;
+                            cell.fg = fg;
+                            cell.bg = bg;
+                            cell.flags = flags;
+                        }
+                    },
+                    Some(_) => {
+                        for (cell, &byte) in fresh {
+                            cell.c = byte as char;
+                            cell.fg = fg;
+                            cell.bg = bg;
+                            cell.flags = flags;
+                            cell.extra = extra.clone();
+                        }
+                    },
+                }
+                written = count;
             }
 
             if written < count {
