@@ -112,7 +112,7 @@ pub const XRDP_PORT: u16 = 3390;
 /// gateway as `rdp2`. A session's desktop is a fixed colour with nothing on it;
 /// its X display (`:N`) is written to `display` in the user's home when it starts.
 pub fn start_xrdp(lab: &mut Lab) -> std::path::PathBuf {
-    for tool in ["xrdp", "xrdp-sesman", "openssl", "xsetroot"] {
+    for tool in ["xrdp", "xrdp-sesman", "openssl", "xsetroot", "xhost"] {
         require_tool(tool);
     }
     assert!(
@@ -132,11 +132,14 @@ pub fn start_xrdp(lab: &mut Lab) -> std::path::PathBuf {
         .output()
         .expect("openssl");
     assert!(made.status.success(), "xrdp certificate");
-    // The session: a solid desktop, and the display number for the tests.
+    // The session: a solid desktop, root's local X clients let in (the RDP
+    // benchmark draws on it from the lab's own process, without the session's
+    // cookie), and the display number for the tests, written last.
     let startwm = dir.join("startwm.sh");
     std::fs::write(
         &startwm,
-        "#!/bin/sh\nxsetroot -solid '#2e8b57'\necho \"$DISPLAY\" > \"$HOME/display\"\nexec sleep 100000\n",
+        "#!/bin/sh\nxsetroot -solid '#2e8b57'\nxhost +si:localuser:root >/dev/null\n\
+         echo \"$DISPLAY\" > \"$HOME/display\"\nexec sleep 100000\n",
     )
     .expect("startwm.sh");
     std::fs::set_permissions(

@@ -33,9 +33,11 @@ fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
 }
 
 impl X11 {
-    /// Connects to `display` (":N").
+    /// Connects to `display` (":N", or ":N.S" as xrdp's sessions name theirs:
+    /// screen S of display N, and these displays have one screen).
     pub fn connect(display: &str) -> std::io::Result<X11> {
         let number = display.trim_start_matches(':');
+        let number = number.split_once('.').map_or(number, |(number, _)| number);
         let mut socket = UnixStream::connect(format!("/tmp/.X11-unix/X{number}"))?;
         socket.set_read_timeout(Some(Duration::from_secs(10)))?;
         // Setup request: little-endian, protocol 11.0, no authorization.
@@ -75,6 +77,20 @@ impl X11 {
         self.socket.write_all(requests)?;
         let mut reply = [0u8; 32];
         self.socket.read_exact(&mut reply)?;
+        // Events this connection never asked for still come (MappingNotify goes
+        // to every client when xrdp sets the session's keyboard): skip them,
+        // and a GenericEvent's extra bytes with them.
+        while reply[0] >= 2 {
+            if reply[0] & 0x7f == 35 {
+                let extra =
+                    usize::try_from(u32_at(&reply, 4).unwrap_or(0)).map_err(Error::other)? * 4;
+                std::io::copy(
+                    &mut (&mut self.socket).take(extra as u64),
+                    &mut std::io::sink(),
+                )?;
+            }
+            self.socket.read_exact(&mut reply)?;
+        }
         match reply[0] {
             1 => {
                 let extra =
@@ -84,11 +100,10 @@ impl X11 {
                 self.socket.read_exact(&mut whole[32..])?;
                 Ok(whole)
             }
-            0 => Err(Error::other(format!(
+            _ => Err(Error::other(format!(
                 "X error {} on request {}",
                 reply[1], reply[10]
             ))),
-            _ => Err(Error::other("an unexpected X event")),
         }
     }
 

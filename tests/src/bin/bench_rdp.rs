@@ -1,5 +1,6 @@
 //! `cargo xtask bench rdp`: an RDP session of the client core through the
-//! gateway to FreeRDP's shadow server, at 1024×768 and 1920×1080, while the
+//! gateway to FreeRDP's shadow server, then to xrdp with xorgxrdp, at 1024×768
+//! and 1920×1080, while the
 //! server's display changes continuously: a solid colour, then a screen of
 //! text scrolling (every tile changes and none is flat). Measures frames received per
 //! second, the time from a change on the server display to its pixels in the
@@ -18,7 +19,8 @@ use portcullis_client::home::ClientHome;
 use portcullis_client::rdp::frame::Canvas;
 use portcullis_client::rdp::{RdpCredentials, RdpOptions, RdpTarget};
 use portcullis_lab::rdp::{
-    RDP_PASSWORD, RDP_PORT, RDP_USER, close_to, connect_through_gateway, start_shadow_server_sized,
+    RDP_PASSWORD, RDP_PORT, RDP_USER, XRDP_PORT, close_to, connect_through_gateway,
+    start_shadow_server_sized, start_xrdp,
 };
 use portcullis_lab::x11::X11;
 use portcullis_lab::*;
@@ -111,15 +113,19 @@ fn animate(
     })
 }
 
-/// The process whose command name is `comm` (the first, if several).
-fn pid_named(comm: &str) -> Option<u32> {
+/// The processes whose command name is one of `comms`.
+fn pids_named(comms: &[&str]) -> Vec<u32> {
     std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .find_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            (process_name(pid) == comm).then_some(pid)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|entry| {
+                    let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+                    comms.contains(&process_name(pid).as_str()).then_some(pid)
+                })
+                .collect()
         })
+        .unwrap_or_default()
 }
 
 /// The machine's busy and total CPU seconds so far, all cores (/proc/stat).
@@ -162,6 +168,7 @@ fn cpu_seconds_of(task: &str) -> f64 {
 }
 
 struct Figures {
+    server: &'static str,
     codec: &'static str,
     content: Content,
     size: (u16, u16),
@@ -173,7 +180,7 @@ struct Figures {
     decode_ms_per_frame: f64,
     bytes_per_frame: f64,
     client_cpu_s: f64,
-    /// The shadow server's CPU over the same time.
+    /// The server's CPU over the same time (all its processes).
     server_cpu_s: f64,
     /// The share of the machine's CPU time that was busy, all processes.
     machine_busy: f64,
@@ -182,7 +189,57 @@ struct Figures {
     ours_bytes_per_s: f64,
 }
 
-/// Both codec choices of the client core, then xfreerdp, on one server.
+/// The RDP server a run connects to, through the gateway.
+#[derive(Clone)]
+struct Server {
+    name: &'static str,
+    /// The gateway's name for it, and its port in the private namespace.
+    host: &'static str,
+    port: u16,
+    user: &'static str,
+    password: &'static str,
+    /// The X display it shows.
+    display: ServerDisplay,
+    /// The command names of its processes, whose CPU is the server's.
+    processes: &'static [&'static str],
+}
+
+#[derive(Clone)]
+enum ServerDisplay {
+    /// The shadow server shows a display the lab started.
+    Known(String),
+    /// xrdp starts a display for the session at logon; the session writes its
+    /// name to this file.
+    WrittenTo(std::path::PathBuf),
+}
+
+impl Server {
+    /// The display, once the server shows one (after the RDP logon for xrdp).
+    fn display(&self) -> String {
+        match &self.display {
+            ServerDisplay::Known(display) => display.clone(),
+            ServerDisplay::WrittenTo(file) => {
+                let deadline = Instant::now() + Duration::from_secs(45);
+                loop {
+                    if let Ok(display) = std::fs::read_to_string(file)
+                        && !display.trim().is_empty()
+                    {
+                        return display.trim().to_owned();
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "{}: the session never wrote its display to {}",
+                        self.name,
+                        file.display()
+                    );
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+    }
+}
+
+/// Both codec choices of the client core, then xfreerdp, on FreeRDP's shadow server.
 fn measure(geometry: &str) -> Vec<Figures> {
     let mut lab = Lab::start();
     let display = start_shadow_server_sized(&mut lab, geometry);
@@ -190,10 +247,21 @@ fn measure(geometry: &str) -> Vec<Figures> {
         .and_then(|mut x| x.paint_root([0, 0, 0]))
         .expect("paint the root window");
     lab.login("alice");
+    let server = Server {
+        name: "shadow",
+        host: "rdp1",
+        port: RDP_PORT,
+        user: RDP_USER,
+        password: RDP_PASSWORD,
+        display: ServerDisplay::Known(display.clone()),
+        // Its command name cut to 15 characters.
+        processes: &["freerdp-shadow-"],
+    };
+    let size = size_of(geometry);
     let mut runs = vec![
-        measure_ours(&lab, &display, true, Content::Solid),
-        measure_ours(&lab, &display, false, Content::Solid),
-        measure_ours(&lab, &display, true, Content::Text),
+        measure_ours(&lab, &server, size, true, Content::Solid),
+        measure_ours(&lab, &server, size, false, Content::Solid),
+        measure_ours(&lab, &server, size, true, Content::Text),
     ];
     // FreeRDP's own client on the same animation, through the same gateway.
     if let Some((cpu, bytes_per_s)) = xfreerdp_run(&mut lab, &display) {
@@ -206,25 +274,64 @@ fn measure(geometry: &str) -> Vec<Figures> {
     runs
 }
 
-fn measure_ours(lab: &Lab, display: &str, remote_fx: bool, content: Content) -> Figures {
+/// The client core offering RemoteFX to xrdp with xorgxrdp, whose session
+/// display (an Xorg of its own, the size the client asks for) the animation
+/// draws on.
+fn measure_xrdp(geometry: &str) -> Vec<Figures> {
+    let mut lab = Lab::start();
+    start_xrdp(&mut lab);
+    lab.login("alice");
+    let server = Server {
+        name: "xrdp",
+        host: "rdp2",
+        port: XRDP_PORT,
+        user: SSH_USER,
+        password: SSH_USER_PASSWORD,
+        display: ServerDisplay::WrittenTo(lab.path("pclab-home").join("display")),
+        processes: &["xrdp", "Xorg"],
+    };
+    let size = size_of(geometry);
+    vec![
+        measure_ours(&lab, &server, size, true, Content::Solid),
+        measure_ours(&lab, &server, size, true, Content::Text),
+    ]
+}
+
+/// Width and height of a `WxHxDEPTH` geometry.
+fn size_of(geometry: &str) -> (u16, u16) {
+    let mut parts = geometry
+        .split('x')
+        .map(|n| n.parse::<u16>().expect("a geometry"));
+    (parts.next().unwrap(), parts.next().unwrap())
+}
+
+fn measure_ours(
+    lab: &Lab,
+    server: &Server,
+    size: (u16, u16),
+    remote_fx: bool,
+    content: Content,
+) -> Figures {
     let home = lab.path("home-alice");
     let client = Arc::new(Client::new(
         ClientHome::resolve(Some(home.clone())).unwrap(),
     ));
     let out = lab.out.clone();
-    let screen = display.to_owned();
+    let server = server.clone();
     block_on_in(&out, move || async move {
         let target = RdpTarget {
-            host: "rdp1".into(),
-            port: RDP_PORT,
+            host: server.host.into(),
+            port: server.port,
         };
         let credentials = RdpCredentials {
-            user: RDP_USER.into(),
-            password: Some(Secret::new(RDP_PASSWORD.into())),
+            user: server.user.into(),
+            password: Some(Secret::new(server.password.into())),
             domain: None,
         };
         let options = RdpOptions {
             remote_fx,
+            width: size.0,
+            height: size.1,
             ..RdpOptions::default()
         };
         let (session, _) =
@@ -247,6 +354,7 @@ fn measure_ours(lab: &Lab, display: &str, remote_fx: bool, content: Content) -> 
         };
         // Latency: one change at a time, timed until its pixel is in the canvas.
         let mut latencies = Vec::with_capacity(LATENCY_SAMPLES);
+        let screen = server.display();
         let mut painter = X11::connect(&screen).expect("X connection");
         for i in 0..LATENCY_SAMPLES {
             let colour = COLOURS[i % COLOURS.len()];
@@ -274,9 +382,14 @@ fn measure_ours(lab: &Lab, display: &str, remote_fx: bool, content: Content) -> 
         let decode_before = session.decode_time();
         let bytes_before = session.bytes_in();
         let cpu_before = cpu_seconds(std::process::id());
-        // FreeRDP's shadow server (its command name cut to 15 characters).
-        let server = pid_named("freerdp-shadow-").expect("the shadow server's process");
-        let server_before = cpu_seconds(server);
+        let server_pids = pids_named(server.processes);
+        assert!(
+            !server_pids.is_empty(),
+            "{}: no server process",
+            server.name
+        );
+        let server_cpu = || server_pids.iter().map(|pid| cpu_seconds(*pid)).sum::<f64>();
+        let server_before = server_cpu();
         let machine_before = machine_cpu_seconds();
         pipeline = Duration::ZERO;
         let animation = animate(
@@ -302,7 +415,7 @@ fn measure_ours(lab: &Lab, display: &str, remote_fx: bool, content: Content) -> 
         stop.store(true, Ordering::Relaxed);
         let painter_cpu_s = animation.join().unwrap();
         let client_cpu_s = cpu_seconds(std::process::id()) - cpu_before - painter_cpu_s;
-        let server_cpu_s = cpu_seconds(server) - server_before;
+        let server_cpu_s = server_cpu() - server_before;
         let machine = machine_cpu_seconds();
         let machine_busy = (machine.0 - machine_before.0) / (machine.1 - machine_before.1);
         let decode = (session.decode_time() - decode_before).as_secs_f64();
@@ -311,6 +424,7 @@ fn measure_ours(lab: &Lab, display: &str, remote_fx: bool, content: Content) -> 
         let frames_f = frames.max(1) as f64;
         let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
         Figures {
+            server: server.name,
             codec: if remote_fx { "RemoteFX" } else { "bitmaps" },
             content,
             size,
@@ -402,19 +516,22 @@ fn main() {
     require_tool("freerdp-shadow-cli");
     let mut runs = measure("1024x768x24");
     runs.extend(measure("1920x1080x24"));
+    runs.extend(measure_xrdp("1024x768x24"));
+    runs.extend(measure_xrdp("1920x1080x24"));
     let mut table = format!(
         "## RDP benchmark, {}\n\n\
          Machine: {} cores. Command: `cargo xtask bench rdp` (release build, namespace lab; \
-         FreeRDP 2 shadow server on Xvfb, the client core through the gateway; the server's \
+         FreeRDP 2 shadow server on Xvfb (`shadow`), then xrdp 0.9 with xorgxrdp (`xrdp`, its session's \
+         own Xorg at the size the client asks for), the client core through the gateway; the server's \
          display changes {ANIMATION_RATE} times a second, drawn by one X client: the whole display a \
          new solid colour, or a full screen of text scrolling a line as a terminal scrolls (copied up, \
          the new line drawn: every tile changes, none is flat) with a square at the centre changing colour). Latency: a change on the \
          server display until the centre pixel is in the canvas buffer ({LATENCY_SAMPLES} changes). \
          Client pipeline: decoding into the framebuffer, encoding the dirty rectangles and \
          applying them to a canvas buffer, per frame. CPU over {} s of animation: the client's \
-         (not the thread drawing on the server display), the shadow server's, and how busy the \
+         (not the thread drawing on the server display), the server's (shadow server; xrdp and its Xorg), and how busy the \
          whole machine was.\n\n\
-         | desktop, codec offered, content | frames/s received (server changes/s) | latency p50 / p90 | client pipeline per frame (decode) | bytes per frame | client CPU | xfreerdp CPU | server CPU, machine busy | bytes/s ours / xfreerdp |\n\
+         | desktop, server, codec offered, content | frames/s received (server changes/s) | latency p50 / p90 | client pipeline per frame (decode) | bytes per frame | client CPU | xfreerdp CPU | server CPU, machine busy | bytes/s ours / xfreerdp |\n\
          |---|---|---|---|---|---|---|---|---|\n",
         utc_now(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
@@ -422,9 +539,10 @@ fn main() {
     );
     for f in &runs {
         table.push_str(&format!(
-            "| {}×{}, {}, {} | {:.1} ({:.0}) | {:.0} / {:.0} ms | {:.2} ms ({:.2} ms) | {:.0} | {:.2} s | {} | {:.2} s, {:.0} % | {:.1} / {} MB/s |\n",
+            "| {}×{}, {}, {}, {} | {:.1} ({:.0}) | {:.0} / {:.0} ms | {:.2} ms ({:.2} ms) | {:.0} | {:.2} s | {} | {:.2} s, {:.0} % | {:.1} / {} MB/s |\n",
             f.size.0,
             f.size.1,
+            f.server,
             f.codec,
             f.content.name(),
             f.fps,
