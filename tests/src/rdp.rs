@@ -110,7 +110,8 @@ pub const XRDP_PORT: u16 = 3390;
 /// xrdp with xorgxrdp in the private namespace on `VNET_IP:3390`, TLS only, its own
 /// certificate, logging on the lab's PAM user (`SSH_USER`), catalogued at the
 /// gateway as `rdp2`. A session's desktop is a fixed colour with nothing on it;
-/// its X display (`:N`) is written to `display` in the user's home when it starts.
+/// its X display (`:N.0`) is written to `display` in the user's home when it
+/// starts, after root's local X clients are let in (`xhost`).
 pub fn start_xrdp(lab: &mut Lab) -> std::path::PathBuf {
     for tool in ["xrdp", "xrdp-sesman", "openssl", "xsetroot", "xhost"] {
         require_tool(tool);

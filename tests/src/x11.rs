@@ -1,5 +1,6 @@
 //! Just enough of the X11 protocol, over the display's Unix socket, for the
-//! lab's Xvfb displays (no authorization): paint the root window a solid
+//! lab's Xvfb displays and xrdp sessions (no authorization: Xvfb asks for none,
+//! and the lab's xrdp sessions let root's local clients in): paint the root window a solid
 //! colour (as `xsetroot -solid` does, without a process per change), draw a
 //! screen of text-like marks (a terminal scrolling, for the RDP benchmark) and
 //! take a PNG of the whole screen (what a person at that display sees).
