@@ -418,6 +418,8 @@ impl ActiveStage {
             return false;
         }
 
+        // Portcullis: the RemoteFX context carries over (`DecodingContext::carry_over`).
+        let rfx = self.fast_path_processor.take_rfx_context();
         self.fast_path_processor = fast_path::ProcessorBuilder {
             io_channel_id,
             user_channel_id,
@@ -426,6 +428,7 @@ impl ActiveStage {
             pointer_software_rendering,
         }
         .build();
+        self.fast_path_processor.set_rfx_context(rfx.carry_over());
         // The x224 processor encodes ShareDataPdu with the server's (possibly new) share_id.
         self.x224_processor.set_share_id(share_id);
         self.enable_server_pointer = enable_server_pointer;

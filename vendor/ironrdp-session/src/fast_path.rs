@@ -878,6 +878,18 @@ fn qoi_apply(
     Ok(())
 }
 
+impl Processor {
+    /// (Portcullis) The RemoteFX decoding context, handed to the processor of a
+    /// reactivated desktop (`rfx::DecodingContext::carry_over`).
+    pub(crate) fn take_rfx_context(&mut self) -> rfx::DecodingContext {
+        core::mem::take(&mut self.rfx_handler)
+    }
+
+    pub(crate) fn set_rfx_context(&mut self, context: rfx::DecodingContext) {
+        self.rfx_handler = context;
+    }
+}
+
 pub struct ProcessorBuilder {
     pub io_channel_id: u16,
     pub user_channel_id: u16,

@@ -20,6 +20,9 @@ pub struct DecodingContext {
     // Portcullis: a frame's tiles are decoded together (on several cores) by
     // portcullis-rfx, then applied one by one as before.
     frame_decoder: FrameDecoder,
+    // Portcullis: the headers came before a deactivation-reactivation (see
+    // `carry_over`); frames are sized by the new desktop until new ones come.
+    carried_over: bool,
 }
 
 impl Default for DecodingContext {
@@ -31,6 +34,7 @@ impl Default for DecodingContext {
             },
             channels: rfx::ChannelsPdu(Vec::new()),
             frame_decoder: FrameDecoder::new(),
+            carried_over: false,
         }
     }
 }
@@ -38,6 +42,20 @@ impl Default for DecodingContext {
 impl DecodingContext {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// (Portcullis) This context for the desktop of a deactivation-reactivation.
+    ///
+    /// A server may go on with the RemoteFX stream it had started without sending
+    /// its headers (sync, context, channels) again, or send them in a frame that
+    /// arrived while the client was still reactivating and could not draw it. A
+    /// fresh context then fails every frame ("no RFX channel found"): xrdp does
+    /// this when the client resizes its desktop. The codec context (entropy
+    /// algorithm) carries over; the channel's size, which only bounds the frames,
+    /// is taken from the new desktop's image until the server sends headers again.
+    pub fn carry_over(mut self) -> Self {
+        self.carried_over = !self.channels.0.is_empty();
+        self
     }
 
     pub fn decode(
@@ -96,6 +114,7 @@ impl DecodingContext {
 
         self.context = context;
         self.channels = channels;
+        self.carried_over = false;
 
         Ok(())
     }
@@ -113,8 +132,14 @@ impl DecodingContext {
             .0
             .first()
             .ok_or_else(|| general_err!("no RFX channel found"))?;
-        let width = channel.width.try_into().map_err(|_| general_err!("invalid width"))?;
-        let height = channel.height.try_into().map_err(|_| general_err!("invalid height"))?;
+        let (width, height) = if self.carried_over {
+            (image.width(), image.height())
+        } else {
+            (
+                channel.width.try_into().map_err(|_| general_err!("invalid width"))?,
+                channel.height.try_into().map_err(|_| general_err!("invalid height"))?,
+            )
+        };
         let entropy_algorithm = self.context.entropy_algorithm;
 
         let region: rfx::Block<'_> = decode_cursor(input).map_err(|e| custom_err!("decode region", e))?;

@@ -1,0 +1,146 @@
+//! RemoteFX across a deactivation-reactivation (the vendored `ironrdp-session`
+//! patch, `vendor/ironrdp-session/PORTCULLIS.md`): xrdp goes on with its
+//! RemoteFX stream after the client resizes the desktop without sending the
+//! codec's headers again. A context that forgot them failed every frame after
+//! ("no RFX channel found") and the session ended; the carried-over context
+//! decodes them, sized by the new desktop.
+
+use ironrdp_graphics::image_processing::PixelFormat;
+use ironrdp_pdu::ReadCursor;
+use ironrdp_pdu::codecs::rfx::{
+    Block, ChannelsPdu, CodecChannel, CodecVersionsPdu, ContextPdu, EntropyAlgorithm,
+    FrameBeginPdu, FrameEndPdu, OperatingMode, Quant, RegionPdu, RfxChannel, RfxRectangle, SyncPdu,
+    TileSetPdu,
+};
+use ironrdp_pdu::geometry::InclusiveRectangle;
+use ironrdp_session::image::DecodedImage;
+use ironrdp_session::rfx::DecodingContext;
+
+fn encode(blocks: &[Block<'_>]) -> Vec<u8> {
+    blocks
+        .iter()
+        .flat_map(|block| ironrdp_core::encode_vec(block).expect("encode an RFX block"))
+        .collect()
+}
+
+/// What a server sends first: sync, versions, one channel of `width`×`height`,
+/// the codec context.
+fn headers(width: i16, height: i16) -> Vec<u8> {
+    encode(&[
+        Block::Sync(SyncPdu),
+        Block::CodecVersions(CodecVersionsPdu),
+        Block::Channels(ChannelsPdu(vec![RfxChannel { width, height }])),
+        Block::CodecChannel(CodecChannel::Context(ContextPdu {
+            flags: OperatingMode::empty(),
+            entropy_algorithm: EntropyAlgorithm::Rlgr3,
+        })),
+    ])
+}
+
+/// A frame whose region is `rectangle` (no tiles: the region alone says what
+/// the frame covers).
+fn frame(index: u32, rectangle: RfxRectangle) -> Vec<u8> {
+    encode(&[
+        Block::CodecChannel(CodecChannel::FrameBegin(FrameBeginPdu {
+            index,
+            number_of_regions: 1,
+        })),
+        Block::CodecChannel(CodecChannel::Region(RegionPdu {
+            rectangles: vec![rectangle],
+        })),
+        Block::CodecChannel(CodecChannel::TileSet(TileSetPdu {
+            entropy_algorithm: EntropyAlgorithm::Rlgr3,
+            quants: vec![Quant::default()],
+            tiles: Vec::new(),
+        })),
+        Block::CodecChannel(CodecChannel::FrameEnd(FrameEndPdu)),
+    ])
+}
+
+fn whole(width: u16, height: u16) -> InclusiveRectangle {
+    InclusiveRectangle {
+        left: 0,
+        top: 0,
+        right: width - 1,
+        bottom: height - 1,
+    }
+}
+
+#[test]
+fn remote_fx_frames_after_a_reactivation_without_new_headers_are_drawn_on_the_new_desktop() {
+    // Before: a 64×64 desktop, headers then a frame.
+    let mut context = DecodingContext::new();
+    let mut image = DecodedImage::new(PixelFormat::RgbA32, 64, 64);
+    let mut first = headers(64, 64);
+    first.extend(frame(
+        0,
+        RfxRectangle {
+            x: 0,
+            y: 0,
+            width: 64,
+            height: 64,
+        },
+    ));
+    let (_, drawn) = context
+        .decode(&mut image, &whole(64, 64), &mut ReadCursor::new(&first))
+        .expect("the first frame");
+    assert_eq!(drawn, whole(64, 64));
+
+    // The desktop is resized to 128×64; the server's next frame covers its new
+    // right half, with no headers.
+    let after = frame(
+        1,
+        RfxRectangle {
+            x: 64,
+            y: 0,
+            width: 64,
+            height: 64,
+        },
+    );
+    let mut resized = DecodedImage::new(PixelFormat::RgbA32, 128, 64);
+
+    // What happened before the patch: a fresh context has no channel.
+    let error = DecodingContext::new()
+        .decode(&mut resized, &whole(128, 64), &mut ReadCursor::new(&after))
+        .expect_err("a fresh context knows no channel");
+    assert!(
+        error.to_string().contains("no RFX channel"),
+        "unexpected error: {error}"
+    );
+
+    // The carried-over context draws it, bounded by the new desktop, not the
+    // old 64×64 channel.
+    let mut context = context.carry_over();
+    let (_, drawn) = context
+        .decode(&mut resized, &whole(128, 64), &mut ReadCursor::new(&after))
+        .expect("a frame after the reactivation");
+    assert_eq!(
+        drawn,
+        InclusiveRectangle {
+            left: 64,
+            top: 0,
+            right: 127,
+            bottom: 63,
+        }
+    );
+
+    // New headers from the server (a 32×32 channel) take over again.
+    let mut renewed = headers(32, 32);
+    renewed.extend(frame(
+        2,
+        RfxRectangle {
+            x: 0,
+            y: 0,
+            width: 64,
+            height: 64,
+        },
+    ));
+    let (_, drawn) = context
+        .decode(
+            &mut resized,
+            &whole(128, 64),
+            &mut ReadCursor::new(&renewed),
+        )
+        .expect("a frame with new headers");
+    assert_eq!(drawn, whole(32, 32));
+}
