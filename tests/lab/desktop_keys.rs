@@ -187,6 +187,8 @@ fn desktop_window_signs_in_with_app_keys_gateway_certificates_and_vault_credenti
         add_gateway_host(&driver, "key-cert", "gateway_certificate", "e2e-cert");
         connects_without_questions(&driver, "key-cert", "certified");
         shot("33-certificate-session");
+        // The window at its narrowest: the tab bar no longer shows every tab.
+        driver.set_window_size(720, 640);
         // The granted host whose credential is in the vault: no user name, no
         // password asked; the badge says the gateway signs in.
         // Escape empties the search and shows every host again.
@@ -202,6 +204,15 @@ fn desktop_window_signs_in_with_app_keys_gateway_certificates_and_vault_credenti
         assert!(
             !visible(&driver, "#dialog[open]"),
             "a question was asked for the vault's host"
+        );
+        // The new session's tab, the last of four, is scrolled into sight.
+        driver.wait_until(
+            "the bar to overflow and its active tab to be in sight",
+            "const bar = document.getElementById('tabs'); \
+             const tab = bar.querySelector('.tab.active'); \
+             const b = bar.getBoundingClientRect(), t = tab.getBoundingClientRect(); \
+             return bar.scrollWidth > bar.clientWidth && tab.dataset.title === 'vnet1' \
+               && t.left >= b.left - 1 && t.right <= b.right + 1;",
         );
         driver.type_into(
             ".panel.active .screen",

@@ -915,6 +915,7 @@ export class App {
 
   private renderTabs(): void {
     clear(this.tabBar);
+    let activeTab: HTMLElement | null = null;
     for (const tab of this.tabs) {
       const close = h("span", { class: "tab-close", role: "button", title: "Close", "aria-label": `Close ${tab.title}` }, "×");
       close.addEventListener("click", (e) => {
@@ -938,6 +939,9 @@ export class App {
       );
       el.addEventListener("click", () => this.activate(tab));
       this.tabBar.append(el);
+      if (tab === this.active) {
+        activeTab = el;
+      }
       clear(tab.status);
       const label = { connecting: "Connecting…", connected: "Connected", closed: "Closed" }[tab.state];
       tab.status.append(h("strong", {}, label), tab.reason ? ` ${tab.reason}` : "");
@@ -993,6 +997,9 @@ export class App {
       }
       tab.status.dataset["state"] = tab.state;
     }
+    // With more tabs than the bar shows, the active one (a session just opened,
+    // say) is scrolled into sight.
+    activeTab?.scrollIntoView({ block: "nearest", inline: "nearest" });
   }
 
   private renderEmpty(): void {
