@@ -111,9 +111,9 @@ pub const XRDP_PORT: u16 = 3390;
 /// certificate, logging on the lab's PAM user (`SSH_USER`), catalogued at the
 /// gateway as `rdp2`. A session's desktop is a fixed colour with nothing on it;
 /// its X display (`:N.0`) is written to `display` in the user's home when it
-/// starts, after root's local X clients are let in (`xhost`).
+/// starts (the session's cookie for it is in the user's `.Xauthority`).
 pub fn start_xrdp(lab: &mut Lab) -> std::path::PathBuf {
-    for tool in ["xrdp", "xrdp-sesman", "openssl", "xsetroot", "xhost"] {
+    for tool in ["xrdp", "xrdp-sesman", "openssl", "xsetroot"] {
         require_tool(tool);
     }
     assert!(
@@ -133,14 +133,11 @@ pub fn start_xrdp(lab: &mut Lab) -> std::path::PathBuf {
         .output()
         .expect("openssl");
     assert!(made.status.success(), "xrdp certificate");
-    // The session: a solid desktop, root's local X clients let in (the RDP
-    // benchmark draws on it from the lab's own process, without the session's
-    // cookie), and the display number for the tests, written last.
+    // The session: a solid desktop, and the display number for the tests.
     let startwm = dir.join("startwm.sh");
     std::fs::write(
         &startwm,
-        "#!/bin/sh\nxsetroot -solid '#2e8b57'\nxhost +si:localuser:root >/dev/null\n\
-         echo \"$DISPLAY\" > \"$HOME/display\"\nexec sleep 100000\n",
+        "#!/bin/sh\nxsetroot -solid '#2e8b57'\necho \"$DISPLAY\" > \"$HOME/display\"\nexec sleep 100000\n",
     )
     .expect("startwm.sh");
     std::fs::set_permissions(

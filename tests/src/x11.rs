@@ -1,6 +1,6 @@
 //! Just enough of the X11 protocol, over the display's Unix socket, for the
-//! lab's Xvfb displays and xrdp sessions (no authorization: Xvfb asks for none,
-//! and the lab's xrdp sessions let root's local clients in): paint the root window a solid
+//! lab's Xvfb displays (no authorization) and xrdp sessions (the session's
+//! MIT-MAGIC-COOKIE-1 from its `.Xauthority`): paint the root window a solid
 //! colour (as `xsetroot -solid` does, without a process per change), draw a
 //! screen of text-like marks (a terminal scrolling, for the RDP benchmark) and
 //! take a PNG of the whole screen (what a person at that display sees).
@@ -25,6 +25,32 @@ pub struct X11 {
     text_line: Option<usize>,
 }
 
+const COOKIE: &[u8] = b"MIT-MAGIC-COOKIE-1";
+
+/// The MIT-MAGIC-COOKIE-1 for display `number` in an `.Xauthority` file's
+/// bytes: records of family (2 bytes), then address, display number, name and
+/// data, each a big-endian 2-byte length and its bytes.
+fn cookie_for(file: &[u8], number: &str) -> Option<Vec<u8>> {
+    fn field<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
+        let len = usize::from(u16::from_be_bytes(rest.get(..2)?.try_into().ok()?));
+        let value = rest.get(2..2 + len)?;
+        *rest = &rest[2 + len..];
+        Some(value)
+    }
+    let mut rest = file;
+    while rest.len() >= 2 {
+        rest = &rest[2..];
+        let _address = field(&mut rest)?;
+        let display = field(&mut rest)?;
+        let name = field(&mut rest)?;
+        let data = field(&mut rest)?;
+        if display == number.as_bytes() && name == COOKIE {
+            return Some(data.to_vec());
+        }
+    }
+    None
+}
+
 fn u16_at(bytes: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_le_bytes(bytes.get(at..at + 2)?.try_into().ok()?))
 }
@@ -34,15 +60,51 @@ fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
 }
 
 impl X11 {
-    /// Connects to `display` (":N", or ":N.S" as xrdp's sessions name theirs:
-    /// screen S of display N, and these displays have one screen).
+    /// Connects to `display` (":N"), with no authorization.
     pub fn connect(display: &str) -> std::io::Result<X11> {
+        X11::connect_as(display, None)
+    }
+
+    /// Connects to `display` (":N", or ":N.S" as xrdp's sessions name theirs:
+    /// screen S of display N, and these displays have one screen), with the
+    /// display's MIT-MAGIC-COOKIE-1 from the `xauthority` file when given.
+    pub fn connect_as(display: &str, xauthority: Option<&Path>) -> std::io::Result<X11> {
         let number = display.trim_start_matches(':');
         let number = number.split_once('.').map_or(number, |(number, _)| number);
+        let cookie = match xauthority {
+            Some(file) => Some(cookie_for(&std::fs::read(file)?, number).ok_or_else(|| {
+                Error::other(format!(
+                    "{}: no MIT-MAGIC-COOKIE-1 for display {number}",
+                    file.display()
+                ))
+            })?),
+            None => None,
+        };
         let mut socket = UnixStream::connect(format!("/tmp/.X11-unix/X{number}"))?;
         socket.set_read_timeout(Some(Duration::from_secs(10)))?;
-        // Setup request: little-endian, protocol 11.0, no authorization.
-        socket.write_all(&[b'l', 0, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0])?;
+        // Setup request: little-endian, protocol 11.0, the authorization's
+        // name and data lengths, then both padded to 4 bytes.
+        let (name, data): (&[u8], &[u8]) = match &cookie {
+            Some(cookie) => (COOKIE, cookie),
+            None => (b"", b""),
+        };
+        let mut setup = vec![b'l', 0, 11, 0, 0, 0];
+        setup.extend_from_slice(
+            &u16::try_from(name.len())
+                .map_err(Error::other)?
+                .to_le_bytes(),
+        );
+        setup.extend_from_slice(
+            &u16::try_from(data.len())
+                .map_err(Error::other)?
+                .to_le_bytes(),
+        );
+        setup.extend_from_slice(&[0, 0]);
+        for part in [name, data] {
+            setup.extend_from_slice(part);
+            setup.resize(setup.len().div_ceil(4) * 4, 0);
+        }
+        socket.write_all(&setup)?;
         let mut head = [0u8; 8];
         socket.read_exact(&mut head)?;
         let extra = usize::from(u16::from_le_bytes([head[6], head[7]])) * 4;
@@ -277,6 +339,30 @@ impl X11 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn record(display: &str, name: &[u8], data: &[u8]) -> Vec<u8> {
+        let mut out = vec![1, 0];
+        for field in [b"host".as_slice(), display.as_bytes(), name, data] {
+            out.extend_from_slice(&u16::try_from(field.len()).unwrap().to_be_bytes());
+            out.extend_from_slice(field);
+        }
+        out
+    }
+
+    #[test]
+    fn the_cookie_is_the_one_for_the_display_asked() {
+        let mut file = record("10", COOKIE, b"ten");
+        file.extend(record("11", b"XDM-AUTHORIZATION-1", b"other"));
+        file.extend(record("11", COOKIE, b"eleven"));
+        assert_eq!(
+            cookie_for(&file, "11").as_deref(),
+            Some(b"eleven".as_slice())
+        );
+        assert_eq!(cookie_for(&file, "10").as_deref(), Some(b"ten".as_slice()));
+        assert_eq!(cookie_for(&file, "12"), None);
+        // A cut file gives no cookie, not a panic.
+        assert_eq!(cookie_for(&file[..file.len() - 3], "11"), None);
+    }
 
     /// Scrolling (CopyArea and a few lines drawn) shows exactly the page a full
     /// redraw of the same line shows, probe included, on a real Xvfb.

@@ -86,13 +86,15 @@ impl Content {
 /// The thread returns the CPU seconds it used, which are not the client's.
 fn animate(
     display: String,
+    xauthority: Option<std::path::PathBuf>,
     content: Content,
     stop: Arc<AtomicBool>,
     changes: Arc<AtomicU64>,
 ) -> std::thread::JoinHandle<f64> {
     std::thread::spawn(move || {
         let cpu_before = cpu_seconds_of("thread-self");
-        let mut painter = X11::connect(&display).expect("X connection for the animation");
+        let mut painter = X11::connect_as(&display, xauthority.as_deref())
+            .expect("X connection for the animation");
         let period = Duration::from_secs(1) / ANIMATION_RATE;
         let mut next = Instant::now();
         let mut i = 0;
@@ -198,8 +200,9 @@ struct Server {
     port: u16,
     user: &'static str,
     password: &'static str,
-    /// The X display it shows.
+    /// The X display it shows, and the file with its cookie when it asks for one.
     display: ServerDisplay,
+    xauthority: Option<std::path::PathBuf>,
     /// The command names of its processes, whose CPU is the server's.
     processes: &'static [&'static str],
 }
@@ -254,6 +257,7 @@ fn measure(geometry: &str) -> Vec<Figures> {
         user: RDP_USER,
         password: RDP_PASSWORD,
         display: ServerDisplay::Known(display.clone()),
+        xauthority: None,
         // Its command name cut to 15 characters.
         processes: &["freerdp-shadow-"],
     };
@@ -288,6 +292,7 @@ fn measure_xrdp(geometry: &str) -> Vec<Figures> {
         user: SSH_USER,
         password: SSH_USER_PASSWORD,
         display: ServerDisplay::WrittenTo(lab.path("pclab-home").join("display")),
+        xauthority: Some(lab.path("pclab-home").join(".Xauthority")),
         processes: &["xrdp", "Xorg"],
     };
     let size = size_of(geometry);
@@ -355,7 +360,8 @@ fn measure_ours(
         // Latency: one change at a time, timed until its pixel is in the canvas.
         let mut latencies = Vec::with_capacity(LATENCY_SAMPLES);
         let screen = server.display();
-        let mut painter = X11::connect(&screen).expect("X connection");
+        let mut painter =
+            X11::connect_as(&screen, server.xauthority.as_deref()).expect("X connection");
         for i in 0..LATENCY_SAMPLES {
             let colour = COLOURS[i % COLOURS.len()];
             let started = Instant::now();
@@ -394,6 +400,7 @@ fn measure_ours(
         pipeline = Duration::ZERO;
         let animation = animate(
             screen.clone(),
+            server.xauthority.clone(),
             content,
             Arc::clone(&stop),
             Arc::clone(&changes),
@@ -478,6 +485,7 @@ fn xfreerdp_run(lab: &mut Lab, server_display: &str) -> Option<(f64, f64)> {
     let stop = Arc::new(AtomicBool::new(false));
     let animation = animate(
         server_display.to_owned(),
+        None,
         Content::Solid,
         Arc::clone(&stop),
         Arc::new(AtomicU64::new(0)),
