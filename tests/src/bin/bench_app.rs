@@ -3,7 +3,9 @@
 //! list, resident memory after start and with 10 SSH tabs open, and the time to
 //! render a 10 MB burst of terminal output, beside `cat` of the same file over
 //! OpenSSH (`ssh -J`, to /dev/null) in the same run; start and memory beside a
-//! blank WebKitGTK window (MiniBrowser) measured the same way. Appends to docs/BENCHMARKS.md.
+//! blank WebKitGTK window (MiniBrowser) and a blank Chromium app window (the
+//! engine of Electron-based managers), measured the same way. Appends to
+//! docs/BENCHMARKS.md.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
