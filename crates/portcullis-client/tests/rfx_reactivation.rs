@@ -57,6 +57,13 @@ fn frame(index: u32, rectangle: RfxRectangle) -> Vec<u8> {
     ])
 }
 
+/// Headers for a `channel` (width, height), then a frame over `rectangle`.
+fn headers_then_frame(channel: (i16, i16), index: u32, rectangle: RfxRectangle) -> Vec<u8> {
+    let mut bytes = headers(channel.0, channel.1);
+    bytes.extend(frame(index, rectangle));
+    bytes
+}
+
 fn whole(width: u16, height: u16) -> InclusiveRectangle {
     InclusiveRectangle {
         left: 0,
@@ -71,16 +78,13 @@ fn remote_fx_frames_after_a_reactivation_without_new_headers_are_drawn_on_the_ne
     // Before: a 64×64 desktop, headers then a frame.
     let mut context = DecodingContext::new();
     let mut image = DecodedImage::new(PixelFormat::RgbA32, 64, 64);
-    let mut first = headers(64, 64);
-    first.extend(frame(
-        0,
-        RfxRectangle {
-            x: 0,
-            y: 0,
-            width: 64,
-            height: 64,
-        },
-    ));
+    let square = RfxRectangle {
+        x: 0,
+        y: 0,
+        width: 64,
+        height: 64,
+    };
+    let first = headers_then_frame((64, 64), 0, square.clone());
     let (_, drawn) = context
         .decode(&mut image, &whole(64, 64), &mut ReadCursor::new(&first))
         .expect("the first frame");
@@ -125,16 +129,7 @@ fn remote_fx_frames_after_a_reactivation_without_new_headers_are_drawn_on_the_ne
     );
 
     // New headers from the server (a 32×32 channel) take over again.
-    let mut renewed = headers(32, 32);
-    renewed.extend(frame(
-        2,
-        RfxRectangle {
-            x: 0,
-            y: 0,
-            width: 64,
-            height: 64,
-        },
-    ));
+    let renewed = headers_then_frame((32, 32), 2, square);
     let (_, drawn) = context
         .decode(
             &mut resized,
