@@ -115,21 +115,6 @@ fn animate(
     })
 }
 
-/// The processes whose command name is one of `comms`.
-fn pids_named(comms: &[&str]) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter_map(|entry| {
-                    let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-                    comms.contains(&process_name(pid).as_str()).then_some(pid)
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// The machine's busy and total CPU seconds so far, all cores (/proc/stat).
 fn machine_cpu_seconds() -> (f64, f64) {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
@@ -203,7 +188,8 @@ struct Server {
     /// The X display it shows, and the file with its cookie when it asks for one.
     display: ServerDisplay,
     xauthority: Option<std::path::PathBuf>,
-    /// The command names of its processes, whose CPU is the server's.
+    /// The command names of its processes (in the private namespace), whose
+    /// CPU is the server's.
     processes: &'static [&'static str],
 }
 
@@ -322,6 +308,7 @@ fn measure_ours(
         ClientHome::resolve(Some(home.clone())).unwrap(),
     ));
     let out = lab.out.clone();
+    let vnet = lab.vnet.clone();
     let server = server.clone();
     block_on_in(&out, move || async move {
         let target = RdpTarget {
@@ -388,7 +375,7 @@ fn measure_ours(
         let decode_before = session.decode_time();
         let bytes_before = session.bytes_in();
         let cpu_before = cpu_seconds(std::process::id());
-        let server_pids = pids_named(server.processes);
+        let server_pids = netns_pids_named(&vnet, server.processes);
         assert!(
             !server_pids.is_empty(),
             "{}: no server process",
