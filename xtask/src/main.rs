@@ -150,6 +150,23 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Where cargo puts what it builds: `CARGO_TARGET_DIR` (or
+/// `CARGO_BUILD_TARGET_DIR`) when set, as cargo reads it (a relative path from
+/// the current folder), else `target/` in the workspace.
+fn target_dir() -> PathBuf {
+    ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET_DIR"]
+        .iter()
+        .filter_map(std::env::var_os)
+        .find(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+        .map(|dir| {
+            std::env::current_dir()
+                .map(|here| here.join(&dir))
+                .unwrap_or(dir)
+        })
+        .unwrap_or_else(|| root().join("target"))
+}
+
 fn step(title: &str) {
     eprintln!("\n==> {title}");
 }
@@ -445,7 +462,7 @@ fn run_app() -> Result {
     build.args(["build", "-p", "portcullis-desktop"]);
     status(build)?;
     step("start the desktop app");
-    let app = root().join("target/debug/portcullis-desktop");
+    let app = target_dir().join("debug/portcullis-desktop");
     let mut run = Command::new(app);
     run.env("NO_AT_BRIDGE", "1");
     status(run)
@@ -457,9 +474,9 @@ fn run_demo() -> Result {
     let mut build = cargo();
     build.args(["build", "-p", "portcullis-gateway", "-p", "portcullis-cli"]);
     status(build)?;
-    let bin = root().join("target/debug");
+    let bin = target_dir().join("debug");
     let gateway = bin.join("portcullis-gateway");
-    let dir = root().join("target/demo-gateway");
+    let dir = target_dir().join("demo-gateway");
     let config = dir.join("gateway.toml");
     let gw = |args: &[&str]| {
         let mut cmd = Command::new(&gateway);
@@ -467,7 +484,7 @@ fn run_demo() -> Result {
         cmd
     };
     if !config.exists() {
-        step("creating a demo gateway in target/demo-gateway");
+        step(&format!("creating a demo gateway in {}", dir.display()));
         let mut init = Command::new(&gateway);
         init.args(["init", "--dir"]).arg(&dir).args([
             "--hostname",
@@ -525,9 +542,10 @@ fn run_release_bench(name: &str, env: &[(&str, std::ffi::OsString)]) -> Result {
     let mut build = cargo();
     build.args(["build", "--release", "--workspace", "--bins"]);
     status(build)?;
-    let mut run = Command::new(root().join("target/release").join(name));
+    let release = target_dir().join("release");
+    let mut run = Command::new(release.join(name));
     run.current_dir(root())
-        .env("PORTCULLIS_BIN_DIR", root().join("target/release"))
+        .env("PORTCULLIS_BIN_DIR", release)
         .envs(env.iter().map(|(k, v)| (k, v)));
     status(run)
 }
