@@ -16,6 +16,7 @@ pub mod rdp;
 pub mod secrets;
 pub mod session;
 pub mod ssh;
+pub mod task;
 pub mod terminal;
 pub mod tls;
 pub mod tunnel;

@@ -8,6 +8,7 @@ use portcullis_terminal::{GridPoint, Screen, ScreenSize, ScreenUpdate, SearchErr
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ssh::{Shell, ShellEvent, SshError};
+use crate::task::{INTERNAL_ERROR, guarded};
 
 /// One display frame at 60 Hz: no more than one update per frame leaves.
 pub const FRAME: Duration = Duration::from_micros(16_667);
@@ -73,12 +74,17 @@ impl TerminalSession {
         events: mpsc::Sender<TerminalEvent>,
     ) -> TerminalSession {
         let (commands, inbox) = mpsc::channel(64);
-        tokio::spawn(run(
-            shell,
-            Screen::new(size, scrollback_lines),
-            inbox,
-            events,
-        ));
+        let ended = events.clone();
+        let session = run(shell, Screen::new(size, scrollback_lines), inbox, events);
+        tokio::spawn(async move {
+            if let Err(panic) = guarded(session).await {
+                tracing::error!(%panic, "the terminal session task failed");
+                let cause = INTERNAL_ERROR.to_owned();
+                let _ = ended
+                    .send(TerminalEvent::Ended(SessionEnd::Lost { cause }))
+                    .await;
+            }
+        });
         TerminalSession { commands }
     }
 

@@ -36,6 +36,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use crate::ssh::{HostKeyDecision, Prompter, UnknownHostKey};
+use crate::task::{INTERNAL_ERROR, guarded, lock};
 use certs::{CertStore, CertVerdict};
 use clipboard::ClipEvent;
 pub use clipboard::MAX_CLIPBOARD_BYTES;
@@ -292,7 +293,7 @@ impl RdpSession {
 
     /// The desktop's size now (it changes when the server resizes it).
     pub fn size(&self) -> (u16, u16) {
-        let screen = self.screen.lock().expect("screen lock");
+        let screen = lock(&self.screen);
         (screen.image.width(), screen.image.height())
     }
 
@@ -340,7 +341,7 @@ impl RdpSession {
 
     /// The changes since the last call, encoded (see [`frame`]); `None` when nothing changed.
     pub fn take_update(&self) -> Option<Vec<u8>> {
-        let mut screen = self.screen.lock().expect("screen lock");
+        let mut screen = lock(&self.screen);
         if screen.full {
             return Some(screen.take_full());
         }
@@ -353,7 +354,7 @@ impl RdpSession {
 
     /// The whole desktop as one update, for a view (re)attaching.
     pub fn full_frame(&self) -> Vec<u8> {
-        self.screen.lock().expect("screen lock").take_full()
+        lock(&self.screen).take_full()
     }
 
     /// Offers `text` as this side's clipboard to the server (when the session
@@ -369,7 +370,7 @@ impl RdpSession {
 
     /// The text the server's clipboard last received, once (then `None` until it changes).
     pub fn take_remote_clipboard(&self) -> Option<String> {
-        self.remote_clipboard.lock().expect("clipboard lock").take()
+        lock(&self.remote_clipboard).take()
     }
 
     /// Waits until the server's clipboard text arrives.
@@ -379,7 +380,7 @@ impl RdpSession {
 
     /// Makes the next update a full frame (a view attached or lost track).
     pub fn request_full_frame(&self) {
-        self.screen.lock().expect("screen lock").full = true;
+        lock(&self.screen).full = true;
         self.changed.notify_one();
     }
 
@@ -769,10 +770,18 @@ where
         bytes_in: Arc::clone(&bytes_in),
         started: std::time::Instant::now(),
     };
+    let ended = Arc::clone(&changed);
     tokio::spawn(async move {
-        let why = task.run(command_rx).await;
+        let why = match guarded(task.run(command_rx)).await {
+            Ok(why) => why,
+            Err(panic) => {
+                tracing::error!(%panic, "the RDP session task failed");
+                RdpEnd::ConnectionLost(INTERNAL_ERROR.to_owned())
+            }
+        };
         tracing::info!(end = %why, "RDP session ended");
         let _ = end_tx.send(Some(why));
+        ended.notify_one();
     });
     // Wake any waiter so the first full frame is taken.
     changed.notify_one();
@@ -1059,7 +1068,7 @@ where
         );
         let decoding = std::time::Instant::now();
         let outputs = {
-            let mut screen = self.screen.lock().expect("screen lock");
+            let mut screen = lock(&self.screen);
             let processed = self
                 .stage
                 .process(&mut screen.image, action, payload, Some(now));
@@ -1090,7 +1099,7 @@ where
         let (width, height) =
             MonitorLayoutEntry::adjust_display_size(u32::from(width), u32::from(height));
         {
-            let screen = self.screen.lock().expect("screen lock");
+            let screen = lock(&self.screen);
             if (
                 u32::from(screen.image.width()),
                 u32::from(screen.image.height()),
@@ -1118,7 +1127,7 @@ where
     /// its replies are sent (there is no desktop to draw on meanwhile).
     async fn channel_pdu(&mut self, action: ironrdp_pdu::Action, payload: &[u8]) -> Step {
         let processed = {
-            let mut screen = self.screen.lock().expect("screen lock");
+            let mut screen = lock(&self.screen);
             self.stage.process(&mut screen.image, action, payload, None)
         };
         match processed {
@@ -1222,7 +1231,7 @@ where
                     height = desktop_size.height,
                     "desktop reactivated"
                 );
-                let mut screen = self.screen.lock().expect("screen lock");
+                let mut screen = lock(&self.screen);
                 screen.image = DecodedImage::new(
                     ironrdp_graphics::image_processing::PixelFormat::RgbA32,
                     desktop_size.width,
@@ -1253,7 +1262,7 @@ where
                         width: region.right.saturating_sub(region.left).saturating_add(1),
                         height: region.bottom.saturating_sub(region.top).saturating_add(1),
                     };
-                    self.screen.lock().expect("screen lock").damage.add(rect);
+                    lock(&self.screen).damage.add(rect);
                     drew = true;
                 }
                 ActiveStageOutput::Terminate(reason) => {
@@ -1354,7 +1363,7 @@ where
             return Step::Continue;
         }
         let outputs = {
-            let mut screen = self.screen.lock().expect("screen lock");
+            let mut screen = lock(&self.screen);
             match self
                 .stage
                 .process_fastpath_input(&mut screen.image, &fastpath)
@@ -1423,7 +1432,7 @@ where
         let Some(events) = &self.clipboard else {
             return Step::Continue;
         };
-        let events = std::mem::take(&mut *events.lock().expect("clipboard events"));
+        let events = std::mem::take(&mut *lock(events));
         for event in events {
             let step = match event {
                 ClipEvent::WantsFormats => self.announce_clipboard().await,
@@ -1452,7 +1461,7 @@ where
                 }
                 ClipEvent::DataResponse(text) => {
                     if let Some(text) = text.filter(|t| t.len() <= MAX_CLIPBOARD_BYTES) {
-                        *self.remote_clipboard.lock().expect("clipboard lock") = Some(text);
+                        *lock(&self.remote_clipboard) = Some(text);
                         self.clipboard_changed.notify_one();
                     }
                     Step::Continue
