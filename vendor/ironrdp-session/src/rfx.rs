@@ -211,13 +211,24 @@ fn clipping_rectangles(
 ) -> Region {
     let mut clipping_rectangles = Region::new();
 
+    // Portcullis: the server's numbers are not trusted. The sums saturate (a
+    // `u16` overflow panicked in debug builds and wrapped in release ones, a
+    // zero-width rectangle at x = 0 then reaching the desktop's right edge),
+    // and an empty rectangle clips nothing.
+    let last_x = destination.left.saturating_add(width.saturating_sub(1));
+    let last_y = destination.top.saturating_add(height.saturating_sub(1));
     rectangles
         .iter()
-        .map(|r| InclusiveRectangle {
-            left: min(destination.left + r.x, destination.left + width - 1),
-            top: min(destination.top + r.y, destination.top + height - 1),
-            right: min(destination.left + r.x + r.width - 1, destination.left + width - 1),
-            bottom: min(destination.top + r.y + r.height - 1, destination.top + height - 1),
+        .filter(|r| r.width > 0 && r.height > 0)
+        .map(|r| {
+            let left = destination.left.saturating_add(r.x);
+            let top = destination.top.saturating_add(r.y);
+            InclusiveRectangle {
+                left: min(left, last_x),
+                top: min(top, last_y),
+                right: min(left.saturating_add(r.width - 1), last_x),
+                bottom: min(top.saturating_add(r.height - 1), last_y),
+            }
         })
         .for_each(|r| clipping_rectangles.union_rectangle(r));
 
@@ -228,11 +239,17 @@ fn tiles_to_rectangles<'a>(
     tiles: &'a [Tile<'_>],
     destination: &'a InclusiveRectangle,
 ) -> impl Iterator<Item = InclusiveRectangle> + 'a {
-    tiles.iter().map(|t| InclusiveRectangle {
-        left: destination.left + t.x * TILE_SIZE,
-        top: destination.top + t.y * TILE_SIZE,
-        right: destination.left + t.x * TILE_SIZE + TILE_SIZE - 1,
-        bottom: destination.top + t.y * TILE_SIZE + TILE_SIZE - 1,
+    // Portcullis: saturating, as in `clipping_rectangles` (a tile index past
+    // 1023 overflowed); such a tile lies outside every clipping rectangle.
+    tiles.iter().map(|t| {
+        let left = destination.left.saturating_add(t.x.saturating_mul(TILE_SIZE));
+        let top = destination.top.saturating_add(t.y.saturating_mul(TILE_SIZE));
+        InclusiveRectangle {
+            left,
+            top,
+            right: left.saturating_add(TILE_SIZE - 1),
+            bottom: top.saturating_add(TILE_SIZE - 1),
+        }
     })
 }
 
