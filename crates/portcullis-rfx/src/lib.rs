@@ -457,22 +457,9 @@ pub mod sample;
 mod tests {
     use ironrdp_graphics::rfx::TileDecoder;
 
+    use super::sample::Noise;
     use super::sample::encode_tile as encode;
     use super::*;
-
-    /// A small deterministic generator (xorshift), so failures reproduce.
-    struct Noise(u64);
-    impl Noise {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn byte(&mut self) -> u8 {
-            (self.next() >> 24) as u8
-        }
-    }
 
     /// The usual quantization, and the finest (every band at 6).
     const QUANTS: [Quant; 2] = [
@@ -716,7 +703,7 @@ mod tests {
         let mut decoder = FrameDecoder::with_threads(2);
         let mut decoded = 0;
         for round in 0..300 {
-            let len = 1 + (noise.next() % 3000) as usize;
+            let len = 1 + (noise.next_u64() % 3000) as usize;
             let data: [Vec<u8>; 3] =
                 std::array::from_fn(|_| (0..len).map(|_| noise.byte()).collect());
             let tiles = [tile(0, (round % 2) as u8, &data)];

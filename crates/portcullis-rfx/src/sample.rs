@@ -38,6 +38,48 @@ pub fn encode_tile(rgba: &[u8], quant: &Quant, entropy: EntropyAlgorithm) -> [Ve
     })
 }
 
+/// A small deterministic generator (xorshift) for tests that feed made-up
+/// data: a seed gives the same data every run, so a failure reproduces.
+pub struct Noise(pub u64);
+
+impl Noise {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A byte from the well-mixed middle of the next value.
+    pub fn byte(&mut self) -> u8 {
+        (self.next_u64() >> 24) as u8
+    }
+
+    /// A value below `n` (`n > 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}
+
+/// Tiles of `encoded` components (as [`encode_tile`] makes them), tile `i`
+/// at `at(i)` (in tiles), all with quantization 0.
+pub fn tiles(encoded: &[[Vec<u8>; 3]], at: impl Fn(usize) -> (u16, u16)) -> Vec<Tile<'_>> {
+    encoded
+        .iter()
+        .enumerate()
+        .map(|(i, data)| Tile {
+            y_quant_index: 0,
+            cb_quant_index: 0,
+            cr_quant_index: 0,
+            x: at(i).0,
+            y: at(i).1,
+            y_data: &data[0],
+            cb_data: &data[1],
+            cr_data: &data[2],
+        })
+        .collect()
+}
+
 /// The quantization a server typically sends (the RemoteFX spec's default).
 pub const QUANT: Quant = Quant {
     ll3: 6,
@@ -90,20 +132,12 @@ pub fn time_full_hd_frame(rounds: usize) -> FrameTimes {
     let encoded: Vec<_> = (0..510)
         .map(|i| encode_tile(&desktop_tile(i), &QUANT, entropy))
         .collect();
-    let tiles: Vec<Tile<'_>> = encoded
-        .iter()
-        .enumerate()
-        .map(|(i, data)| Tile {
-            y_quant_index: 0,
-            cb_quant_index: 0,
-            cr_quant_index: 0,
-            x: u16::try_from(i % 30).expect("small"),
-            y: u16::try_from(i / 30).expect("small"),
-            y_data: &data[0],
-            cb_data: &data[1],
-            cr_data: &data[2],
-        })
-        .collect();
+    let tiles = tiles(&encoded, |i| {
+        (
+            u16::try_from(i % 30).expect("small"),
+            u16::try_from(i / 30).expect("small"),
+        )
+    });
     let quants = [QUANT];
     let median = |mut samples: Vec<Duration>| {
         samples.sort();

@@ -742,6 +742,12 @@ impl Processor {
                     trace!(?codec_id, "Surface bits");
 
                     let destination = bits.destination;
+                    // Portcullis: the server's rectangle is checked first; an empty
+                    // or inverted one (right <= left) underflowed below.
+                    if destination.right <= destination.left || destination.bottom <= destination.top {
+                        warn!("Ignoring surface bits with an empty destination");
+                        continue;
+                    }
                     // TODO(@pacmancoder): Correct rectangle conversion logic should
                     // be revisited when `rectangle_processing.rs` from
                     // `ironrdp-graphics` will be refactored to use generic `Rectangle`

@@ -126,12 +126,14 @@ fn copy_cursor_data(
                 #[expect(clippy::as_conversions, reason = "(u16 >> 8) fits into u8 + hot loop")]
                 {
                     // Integer alpha blending, source represented as premultiplied alpha color, calculation in floating point
+                    // Portcullis: saturating; a server's pointer that is not
+                    // premultiplied (a colour above its alpha) overflowed a `u8`.
                     to[to_start + pixel * PIXEL_SIZE] =
-                        src_r + ((u16::from(dest_r) * u16::from(255 - src_a)) >> 8) as u8;
+                        src_r.saturating_add(((u16::from(dest_r) * u16::from(255 - src_a)) >> 8) as u8);
                     to[to_start + pixel * PIXEL_SIZE + 1] =
-                        src_g + ((u16::from(dest_g) * u16::from(255 - src_a)) >> 8) as u8;
+                        src_g.saturating_add(((u16::from(dest_g) * u16::from(255 - src_a)) >> 8) as u8);
                     to[to_start + pixel * PIXEL_SIZE + 2] =
-                        src_b + ((u16::from(dest_b) * u16::from(255 - src_a)) >> 8) as u8;
+                        src_b.saturating_add(((u16::from(dest_b) * u16::from(255 - src_a)) >> 8) as u8);
                     // Framebuffer is always opaque, so we can skip alpha channel change
                 }
             }

@@ -13,6 +13,8 @@ pub mod certs;
 mod clipboard;
 pub mod frame;
 pub mod keys;
+#[cfg(test)]
+mod server_garbage;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
