@@ -2,7 +2,7 @@
 //! model, the model's replies go back to the server, and screen updates leave
 //! coalesced to at most one per display frame. The final state always leaves.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use portcullis_terminal::{GridPoint, Screen, ScreenSize, ScreenUpdate, SearchError, SearchMatch};
 use tokio::sync::{mpsc, oneshot};
@@ -205,15 +205,26 @@ async fn run(
                 }
             },
             _ = ticker.tick(), if dirty => {
+                // A synchronized update the server began and has not ended is
+                // drawn once its time is up, ended or not.
+                if screen.sync_deadline().is_some_and(|due| Instant::now() >= due) {
+                    screen.end_sync();
+                }
                 // A full channel means the UI is behind: keep the state, send it
                 // on a later frame as one update.
                 if let Ok(permit) = events.try_reserve() {
                     permit.send(TerminalEvent::Screen(screen.update()));
-                    dirty = false;
+                    // Come back while an update is held, to draw it when due.
+                    dirty = screen.sync_deadline().is_some();
                 }
             }
         }
     };
+    // The final state includes whatever a held update holds.
+    if screen.sync_deadline().is_some() {
+        screen.end_sync();
+        dirty = true;
+    }
     if dirty {
         let _ = events.send(TerminalEvent::Screen(screen.update())).await;
     }

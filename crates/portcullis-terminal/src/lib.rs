@@ -5,7 +5,8 @@
 //! serializable updates (rows of styled runs), so the UI redraws only what changed.
 //!
 //! INVARIANT: no I/O, no clock, no async runtime: the caller decides when to ask
-//! for an update (at most once per display frame) and where replies go.
+//! for an update (at most once per display frame), where replies go, and when a
+//! held synchronized update is due ([`Screen::sync_deadline`]).
 
 pub mod input;
 
@@ -216,6 +217,21 @@ impl Screen {
     /// Bytes from the server.
     pub fn feed(&mut self, bytes: &[u8]) {
         self.parser.advance(&mut self.term, bytes);
+    }
+
+    /// While the server holds a synchronized update open (`CSI ? 2026 h`, sent
+    /// by tmux, neovim and others around a redraw), what it sends is kept back
+    /// until it ends the update. This is when a held update must be drawn even
+    /// if it never ends (a program killed mid-redraw, or a server that never
+    /// sends the end): 150 ms after it began, as alacritty does. `None` when no
+    /// update is held. The caller keeps the clock and calls [`Screen::end_sync`].
+    pub fn sync_deadline(&self) -> Option<std::time::Instant> {
+        self.parser.sync_timeout().sync_timeout()
+    }
+
+    /// Draws what a held synchronized update holds, and ends it.
+    pub fn end_sync(&mut self) {
+        self.parser.stop_sync(&mut self.term);
     }
 
     pub fn resize(&mut self, size: ScreenSize) {
@@ -577,6 +593,31 @@ mod tests {
         );
         let idle = s.update();
         assert!(idle.rows.is_empty(), "{idle:?}");
+    }
+
+    #[test]
+    fn a_synchronized_update_is_held_until_it_ends_or_the_caller_ends_it() {
+        let mut s = screen(20, 3);
+        s.feed(b"before\r\n");
+        let _ = s.update();
+        assert_eq!(s.sync_deadline(), None);
+        // Begun and ended: drawn as a whole when it ends.
+        s.feed(b"\x1b[?2026hheld");
+        assert!(s.sync_deadline().is_some());
+        assert!(!s.text().concat().contains("held"), "kept back while open");
+        s.feed(b" whole\x1b[?2026l");
+        assert_eq!(s.sync_deadline(), None);
+        assert!(s.text().concat().contains("held whole"));
+        // Begun and never ended (the program died mid-redraw): held until the
+        // caller, past the deadline, ends it.
+        s.feed(b"\r\n\x1b[?2026hprompt$ ");
+        let deadline = s.sync_deadline().expect("a held update");
+        assert!(deadline > std::time::Instant::now());
+        assert!(!s.text().concat().contains("prompt$"));
+        s.end_sync();
+        assert_eq!(s.sync_deadline(), None);
+        assert!(s.text().concat().contains("prompt$"));
+        assert!(!s.update().rows.is_empty(), "the held text is sent");
     }
 
     #[test]

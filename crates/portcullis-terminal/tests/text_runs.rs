@@ -12,21 +12,8 @@ use alacritty_terminal::vte::ansi::{
 };
 use portcullis_terminal::{Screen, ScreenSize};
 
-/// xorshift64: the same cases on every run.
-struct Random(u64);
-
-impl Random {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+mod common;
+use common::Random;
 
 /// Text with what makes `input` take its slow turns: wide characters (CJK,
 /// emoji), combining marks, DEL, characters the line-drawing charset maps.

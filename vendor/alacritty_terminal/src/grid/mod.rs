@@ -263,15 +263,21 @@ impl<T: GridCell + Default + PartialEq> Grid<T> {
             return;
         }
 
-        // Update display offset when not pinned to active area.
-        if self.display_offset != 0 {
-            self.display_offset = min(self.display_offset + positions, self.max_scroll_limit);
-        }
-
         // Only rotate the entire history if the active region starts at the top.
         if region.start == 0 {
             // Create scrollback for the new lines.
             self.increase_scroll_limit(positions);
+
+            // Update display offset when not pinned to active area.
+            //
+            // PORTCULLIS PATCH: only here, where lines go into the history, and
+            // never past it. Upstream moved the view for every scroll, also of
+            // a region below the top (`CSI M` deleting lines), and bounded it
+            // by the history's maximum, not its size: the view then reached
+            // above the oldest line (a panic in debug builds).
+            if self.display_offset != 0 {
+                self.display_offset = min(self.display_offset + positions, self.history_size());
+            }
 
             // Swap the lines fixed at the top to their target positions after rotation.
             //

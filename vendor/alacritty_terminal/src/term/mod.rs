@@ -581,7 +581,8 @@ impl<T> Term<T> {
         let line_length = cmp::min(grid_line.line_length(), cols.end + 1);
 
         // Include wide char when trailing spacer is selected.
-        if grid_line[cols.start].flags.contains(Flags::WIDE_CHAR_SPACER) {
+        // PORTCULLIS PATCH: not before the first column (a guard, as above).
+        if grid_line[cols.start].flags.contains(Flags::WIDE_CHAR_SPACER) && cols.start.0 > 0 {
             cols.start -= 1;
         }
 
@@ -621,12 +622,18 @@ impl<T> Term<T> {
         }
 
         // If wide char is not part of the selection, but leading spacer is, include it.
+        //
+        // PORTCULLIS PATCH: the wide character is at the start of the next
+        // line, where it wrapped to. Upstream read the line above: a wrong
+        // character, and out of the grid (a panic in debug builds) for the
+        // topmost line. The last line has no next line to take it from.
         if line_length == self.columns()
             && line_length.0 >= 2
             && grid_line[line_length - 1].flags.contains(Flags::LEADING_WIDE_CHAR_SPACER)
             && include_wrapped_wide
+            && line < self.bottommost_line()
         {
-            text.push(self.grid[line - 1i32][Column(0)].c);
+            text.push(self.grid[line + 1i32][Column(0)].c);
         }
 
         text
@@ -910,7 +917,8 @@ impl<T> Term<T> {
                 point.column = cmp::min(point.column + 1, self.last_column());
             },
             Direction::Left if flags.intersects(Flags::WIDE_CHAR | Flags::WIDE_CHAR_SPACER) => {
-                if flags.contains(Flags::WIDE_CHAR_SPACER) {
+                // PORTCULLIS PATCH: not before the first column (a guard).
+                if flags.contains(Flags::WIDE_CHAR_SPACER) && point.column.0 > 0 {
                     point.column -= 1;
                 }
 
@@ -1330,6 +1338,8 @@ impl<T: EventListener> Handler for Term<T> {
         for cell in &mut row[source.0..destination] {
             *cell = bg.into();
         }
+
+        repair_wide_pairs(row, bg);
     }
 
     #[inline]
@@ -1653,6 +1663,11 @@ impl<T: EventListener> Handler for Term<T> {
         for cell in &mut row[start..end] {
             *cell = bg.into();
         }
+
+        if repair_wide_pairs(&mut row[..], bg) {
+            let last = self.columns() - 1;
+            self.damage.damage_line(line.0 as usize, 0, last);
+        }
     }
 
     #[inline]
@@ -1682,6 +1697,8 @@ impl<T: EventListener> Handler for Term<T> {
         for cell in &mut row[end..] {
             *cell = bg.into();
         }
+
+        repair_wide_pairs(row, bg);
     }
 
     #[inline]
@@ -1772,6 +1789,11 @@ impl<T: EventListener> Handler for Term<T> {
         let row = &mut self.grid[point.line];
         for cell in &mut row[left..right] {
             *cell = bg.into();
+        }
+
+        if repair_wide_pairs(&mut row[..], bg) {
+            let last = self.columns() - 1;
+            self.damage.damage_line(point.line.0 as usize, 0, last);
         }
 
         let range = self.grid.cursor.point.line..=self.grid.cursor.point.line;
@@ -2488,12 +2510,43 @@ pub struct RenderableCursor {
     pub point: Point,
 }
 
+/// PORTCULLIS PATCH: blanks (with `bg`) each half of a wide character that
+/// lost its other half, and says whether it blanked any.
+///
+/// Inserting, deleting and erasing cells (ICH, DCH, ECH, EL) work cell by
+/// cell, so they can split a wide character from its spacer: `日` then CR
+/// then DCH 1 left a spacer in the first column, which panicked the cursor's
+/// rendering (an underflow) and, like any spacer without its character or
+/// character without its spacer, shifted the rest of the row by a cell in a
+/// renderer that counts a wide character as two. xterm blanks the broken
+/// character too.
+fn repair_wide_pairs(row: &mut [Cell], bg: Color) -> bool {
+    let mut repaired = false;
+    for column in 0..row.len() {
+        let flags = row[column].flags;
+        let broken = if flags.contains(Flags::WIDE_CHAR) {
+            !row.get(column + 1).is_some_and(|next| next.flags.contains(Flags::WIDE_CHAR_SPACER))
+        } else if flags.contains(Flags::WIDE_CHAR_SPACER) {
+            column == 0 || !row[column - 1].flags.contains(Flags::WIDE_CHAR)
+        } else {
+            false
+        };
+        if broken {
+            row[column] = bg.into();
+            repaired = true;
+        }
+    }
+    repaired
+}
+
 impl RenderableCursor {
     fn new<T>(term: &Term<T>) -> Self {
         // Cursor position.
         let vi_mode = term.mode().contains(TermMode::VI);
         let mut point = if vi_mode { term.vi_mode_cursor.point } else { term.grid.cursor.point };
-        if term.grid[point].flags.contains(Flags::WIDE_CHAR_SPACER) {
+        // PORTCULLIS PATCH: not before the first column (an orphaned spacer
+        // there underflowed; `repair_wide_pairs` leaves none, this is a guard).
+        if term.grid[point].flags.contains(Flags::WIDE_CHAR_SPACER) && point.column > 0 {
             point.column -= 1;
         }
 
