@@ -1339,7 +1339,8 @@ impl<T: EventListener> Handler for Term<T> {
             *cell = bg.into();
         }
 
-        repair_wide_pairs(row, bg);
+        let end = row.len();
+        repair_wide_pairs(row, bg, &[source.0, destination, end]);
     }
 
     #[inline]
@@ -1664,7 +1665,7 @@ impl<T: EventListener> Handler for Term<T> {
             *cell = bg.into();
         }
 
-        if repair_wide_pairs(&mut row[..], bg) {
+        if repair_wide_pairs(&mut row[..], bg, &[start.0, end.0]) {
             let last = self.columns() - 1;
             self.damage.damage_line(line.0 as usize, 0, last);
         }
@@ -1698,7 +1699,7 @@ impl<T: EventListener> Handler for Term<T> {
             *cell = bg.into();
         }
 
-        repair_wide_pairs(row, bg);
+        repair_wide_pairs(row, bg, &[start]);
     }
 
     #[inline]
@@ -1791,7 +1792,7 @@ impl<T: EventListener> Handler for Term<T> {
             *cell = bg.into();
         }
 
-        if repair_wide_pairs(&mut row[..], bg) {
+        if repair_wide_pairs(&mut row[..], bg, &[left.0, right.0]) {
             let last = self.columns() - 1;
             self.damage.damage_line(point.line.0 as usize, 0, last);
         }
@@ -2510,29 +2511,29 @@ pub struct RenderableCursor {
     pub point: Point,
 }
 
-/// PORTCULLIS PATCH: blanks (with `bg`) each half of a wide character that
-/// lost its other half, and says whether it blanked any.
+/// PORTCULLIS PATCH: at each of `boundaries` (boundary `b` lies between cells
+/// `b - 1` and `b`; `row.len()` is the row's end), blanks (with `bg`) the half
+/// of a wide character that lost its other half there, and says whether it
+/// blanked any.
 ///
 /// Inserting, deleting and erasing cells (ICH, DCH, ECH, EL) work cell by
-/// cell, so they can split a wide character from its spacer: `日` then CR
-/// then DCH 1 left a spacer in the first column, which panicked the cursor's
+/// cell, so they can split a wide character from its spacer, but only where
+/// they move or erase cells: at the edges of the range. `日` then CR then
+/// DCH 1 left a spacer in the first column, which panicked the cursor's
 /// rendering (an underflow) and, like any spacer without its character or
 /// character without its spacer, shifted the rest of the row by a cell in a
-/// renderer that counts a wide character as two. xterm blanks the broken
+/// renderer that lays a wide character over two. xterm blanks the broken
 /// character too.
-fn repair_wide_pairs(row: &mut [Cell], bg: Color) -> bool {
+fn repair_wide_pairs(row: &mut [Cell], bg: Color, boundaries: &[usize]) -> bool {
     let mut repaired = false;
-    for column in 0..row.len() {
-        let flags = row[column].flags;
-        let broken = if flags.contains(Flags::WIDE_CHAR) {
-            !row.get(column + 1).is_some_and(|next| next.flags.contains(Flags::WIDE_CHAR_SPACER))
-        } else if flags.contains(Flags::WIDE_CHAR_SPACER) {
-            column == 0 || !row[column - 1].flags.contains(Flags::WIDE_CHAR)
-        } else {
-            false
-        };
-        if broken {
-            row[column] = bg.into();
+    for &b in boundaries {
+        let wide_before = b > 0 && b <= row.len() && row[b - 1].flags.contains(Flags::WIDE_CHAR);
+        let spacer_after = b < row.len() && row[b].flags.contains(Flags::WIDE_CHAR_SPACER);
+        if wide_before && !spacer_after {
+            row[b - 1] = bg.into();
+            repaired = true;
+        } else if spacer_after && !wide_before {
+            row[b] = bg.into();
             repaired = true;
         }
     }
