@@ -1665,7 +1665,9 @@ impl<T: EventListener> Handler for Term<T> {
             *cell = bg.into();
         }
 
-        if repair_wide_pairs(&mut row[..], bg, &[start.0, end.0]) {
+        let edges = [start.0, end.0];
+        if edges.iter().any(|&b| broken_half(&row[..], b).is_some()) {
+            repair_wide_pairs(&mut row[..], bg, &edges);
             let last = self.columns() - 1;
             self.damage.damage_line(line.0 as usize, 0, last);
         }
@@ -1792,7 +1794,9 @@ impl<T: EventListener> Handler for Term<T> {
             *cell = bg.into();
         }
 
-        if repair_wide_pairs(&mut row[..], bg, &[left.0, right.0]) {
+        let edges = [left.0, right.0];
+        if edges.iter().any(|&b| broken_half(&row[..], b).is_some()) {
+            repair_wide_pairs(&mut row[..], bg, &edges);
             let last = self.columns() - 1;
             self.damage.damage_line(point.line.0 as usize, 0, last);
         }
@@ -2527,17 +2531,27 @@ pub struct RenderableCursor {
 fn repair_wide_pairs(row: &mut [Cell], bg: Color, boundaries: &[usize]) -> bool {
     let mut repaired = false;
     for &b in boundaries {
-        let wide_before = b > 0 && b <= row.len() && row[b - 1].flags.contains(Flags::WIDE_CHAR);
-        let spacer_after = b < row.len() && row[b].flags.contains(Flags::WIDE_CHAR_SPACER);
-        if wide_before && !spacer_after {
-            row[b - 1] = bg.into();
-            repaired = true;
-        } else if spacer_after && !wide_before {
-            row[b] = bg.into();
+        if let Some(column) = broken_half(row, b) {
+            row[column] = bg.into();
             repaired = true;
         }
     }
     repaired
+}
+
+/// PORTCULLIS PATCH: the cell at boundary `b` (see [`repair_wide_pairs`])
+/// that is half of a wide character without its other half, if any. Reads
+/// only, so a caller can look without marking the row's cells occupied (a
+/// `Row`'s mutable index does, and a fully occupied row costs its whole width
+/// when it is recycled).
+fn broken_half(row: &[Cell], b: usize) -> Option<usize> {
+    let wide_before = b > 0 && b <= row.len() && row[b - 1].flags.contains(Flags::WIDE_CHAR);
+    let spacer_after = b < row.len() && row[b].flags.contains(Flags::WIDE_CHAR_SPACER);
+    match (wide_before, spacer_after) {
+        (true, false) => Some(b - 1),
+        (false, true) => Some(b),
+        _ => None,
+    }
 }
 
 impl RenderableCursor {
