@@ -472,3 +472,127 @@ fn an_empty_surface_destination_and_a_pointer_brighter_than_its_alpha_do_not_pan
         .process(&mut image, Action::FastPath, &frame, None)
         .expect("the pointer is drawn");
 }
+
+/// An X.224 frame carrying `share` to the I/O channel: TPKT, the X.224 data
+/// TPDU, an MCS Send Data Indication (PER).
+fn x224_to_io_channel(share: &[u8]) -> Vec<u8> {
+    let mut mcs = vec![0x68];
+    mcs.extend((1007u16 - 1001).to_be_bytes());
+    mcs.extend(1003u16.to_be_bytes());
+    mcs.push(0x70);
+    let len = u16::try_from(share.len()).expect("small");
+    if len < 0x80 {
+        mcs.push(len as u8);
+    } else {
+        mcs.extend((len | 0x8000).to_be_bytes());
+    }
+    mcs.extend(share);
+    let total = u16::try_from(mcs.len() + 7).expect("small");
+    let mut frame = vec![0x03, 0x00];
+    frame.extend(total.to_be_bytes());
+    frame.extend([0x02, 0xf0, 0x80]);
+    frame.extend(mcs);
+    frame
+}
+
+/// A share data PDU of type `pdu_type2` (TS_SHAREDATAHEADER, uncompressed).
+fn share_data(pdu_type2: u8, data: &[u8]) -> Vec<u8> {
+    let total = u16::try_from(18 + data.len()).expect("small");
+    let mut pdu = le16(&[total, 0x17, 1002]);
+    pdu.extend(0x0001_03eau32.to_le_bytes());
+    pdu.extend([0, 1]);
+    pdu.extend(le16(&[u16::try_from(data.len() + 4).expect("small")]));
+    pdu.extend([pdu_type2, 0]);
+    pdu.extend(le16(&[0]));
+    pdu.extend(data);
+    pdu
+}
+
+/// Sound slow-path PDUs a server sends while a session runs.
+fn slow_path_seeds() -> Vec<Vec<u8>> {
+    let u32s =
+        |values: &[u32]| -> Vec<u8> { values.iter().flat_map(|v| v.to_le_bytes()).collect() };
+    let mut monitors = u32s(&[1]);
+    monitors.extend(u32s(&[0, 0, 127, 127, 1]));
+    let mut ime = le16(&[0]);
+    ime.extend(u32s(&[1, 0]));
+    let mut deactivate = le16(&[22, 0x16, 1002]);
+    deactivate.extend(0x0001_03eau32.to_le_bytes());
+    deactivate.extend(le16(&[4]));
+    deactivate.extend(b"RDP\0");
+    vec![
+        x224_to_io_channel(&share_data(0x2f, &u32s(&[0x0000_000c]))),
+        x224_to_io_channel(&share_data(0x29, &le16(&[0, 2]))),
+        x224_to_io_channel(&share_data(0x37, &monitors)),
+        x224_to_io_channel(&share_data(0x2d, &ime)),
+        x224_to_io_channel(&share_data(0x36, &u32s(&[0x0400]))),
+        x224_to_io_channel(&share_data(0x22, &u32s(&[200, 800]))),
+        x224_to_io_channel(&share_data(0x26, &[u32s(&[2]), vec![0; 576]].concat())),
+        x224_to_io_channel(&share_data(0x25, &[])),
+        x224_to_io_channel(&deactivate),
+    ]
+}
+
+#[test]
+fn damaged_slow_path_pdus_give_outputs_or_an_error_never_a_panic() {
+    let mut noise = Noise(0x5eed_510e_9a7b_0002);
+    let seeds = slow_path_seeds();
+    let mut image = DecodedImage::new(PixelFormat::RgbA32, 128, 128);
+    for (i, seed) in seeds.iter().enumerate() {
+        active_stage()
+            .process(&mut image, Action::X224, seed, None)
+            .unwrap_or_else(|e| panic!("seed {i} is refused: {e}"));
+    }
+    let mut stage = active_stage();
+    let (mut taken, mut refused) = (0, 0);
+    for round in 0..3000 {
+        let mut frame = seeds[round % seeds.len()].clone();
+        damage(&mut frame, &mut noise);
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            stage.process(&mut image, Action::X224, &frame, None)
+        }));
+        match outcome {
+            Ok(Ok(_)) => taken += 1,
+            Ok(Err(_)) => refused += 1,
+            Err(_) => panic!("round {round}: a panic on a damaged slow-path PDU: {frame:02x?}"),
+        }
+    }
+    assert!(
+        taken > 100 && refused > 100,
+        "{taken} taken, {refused} refused"
+    );
+    stage
+        .process(&mut image, Action::X224, &seeds[0], None)
+        .expect("a sound PDU after the damaged ones");
+}
+
+/// Found while writing the test above: a Play Sound PDU (Windows sends one
+/// when the remote desktop beeps and sound is not redirected), a Set Keyboard
+/// IME Status PDU or a Status Info PDU ended the session as "unhandled". They
+/// ask nothing of this client and are now let pass.
+#[test]
+fn a_beep_an_ime_state_or_a_status_report_does_not_end_the_session() {
+    let mut stage = active_stage();
+    let mut image = DecodedImage::new(PixelFormat::RgbA32, 64, 64);
+    let u32s =
+        |values: &[u32]| -> Vec<u8> { values.iter().flat_map(|v| v.to_le_bytes()).collect() };
+    for (pdu_type2, data, what) in [
+        (0x22, u32s(&[200, 800]), "a beep"),
+        (
+            0x2d,
+            [le16(&[0]), u32s(&[1, 0])].concat(),
+            "the IME's state",
+        ),
+        (0x36, u32s(&[0x0400]), "a status report"),
+    ] {
+        let outputs = stage
+            .process(
+                &mut image,
+                Action::X224,
+                &x224_to_io_channel(&share_data(pdu_type2, &data)),
+                None,
+            )
+            .unwrap_or_else(|e| panic!("{what} ended the session: {e}"));
+        assert!(outputs.is_empty(), "{what}: nothing to do");
+    }
+}

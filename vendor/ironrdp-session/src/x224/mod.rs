@@ -432,6 +432,15 @@ impl Processor {
 
                 Ok(vec![ProcessorOutput::AutoReconnectFailed])
             }
+            // Portcullis: what a server sends while a session runs and asks
+            // nothing of a client without sound or IME: a beep (Windows sends
+            // one when the desktop beeps and sound is not redirected), the
+            // IME's state, a status report. IronRDP ended the session on them
+            // ("unhandled PDU").
+            ShareDataPdu::PlaySound(_) | ShareDataPdu::SetKeyboardImeStatus(_) | ShareDataPdu::StatusInfoPdu(_) => {
+                debug!("Ignored {}", pdu.as_short_name());
+                Ok(Vec::new())
+            }
             // FIXME: workaround fix to not terminate the session on "unhandled PDU: Set Keyboard Indicators PDU"
             ShareDataPdu::SetKeyboardIndicators(data) => {
                 debug!("Got Keyboard Indicators PDU: {data:?}");
