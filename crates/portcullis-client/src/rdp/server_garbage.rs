@@ -3,7 +3,8 @@
 //! read them: the RemoteFX path (IronRDP's block parser, the vendored
 //! `ironrdp-session`'s decoding context, portcullis-rfx's tile decoder) and
 //! whole fast-path frames through `ActiveStage::process` (bitmaps with their
-//! codecs, palettes, pointers, surface commands). Each gives its result or an
+//! codecs, palettes, pointers, surface commands), slow-path share data PDUs
+//! and clipboard PDUs. Each gives its result or an
 //! error, never a panic, and keeps working for the next sound input.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -595,4 +596,76 @@ fn a_beep_an_ime_state_or_a_status_report_does_not_end_the_session() {
             .unwrap_or_else(|e| panic!("{what} ended the session: {e}"));
         assert!(outputs.is_empty(), "{what}: nothing to do");
     }
+}
+
+/// A clipboard (cliprdr) PDU: type, flags, the data's length, the data.
+fn cliprdr(msg_type: u16, flags: u16, data: &[u8]) -> Vec<u8> {
+    let mut pdu = le16(&[msg_type, flags]);
+    pdu.extend(u32::try_from(data.len()).expect("small").to_le_bytes());
+    pdu.extend(data);
+    pdu
+}
+
+/// What a server sends on the clipboard channel, in the order it does: its
+/// capabilities, monitor ready, a format list (Unicode text), a request for
+/// our text, our format list accepted, and its text.
+fn clipboard_seeds() -> Vec<Vec<u8>> {
+    let capabilities = [
+        le16(&[1, 0, 1, 12]),
+        2u32.to_le_bytes().to_vec(),
+        0u32.to_le_bytes().to_vec(),
+    ]
+    .concat();
+    let formats = [13u32.to_le_bytes().to_vec(), vec![0; 32]].concat();
+    let text: Vec<u8> = "hello, clipboard\0"
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    vec![
+        cliprdr(0x0007, 0, &capabilities),
+        cliprdr(0x0001, 0, &[]),
+        cliprdr(0x0002, 0, &formats),
+        cliprdr(0x0004, 0, &13u32.to_le_bytes()),
+        cliprdr(0x0003, 0x0001, &[]),
+        cliprdr(0x0005, 0x0001, &text),
+    ]
+}
+
+#[test]
+fn damaged_clipboard_pdus_give_messages_or_an_error_never_a_panic() {
+    use ironrdp_cliprdr::CliprdrClient;
+    use ironrdp_svc::SvcProcessor as _;
+
+    let backend = super::clipboard::Backend::default();
+    let events = std::sync::Arc::clone(&backend.events);
+    let mut channel = CliprdrClient::new(Box::new(backend));
+    let seeds = clipboard_seeds();
+    for (i, seed) in seeds.iter().enumerate() {
+        channel
+            .process(seed)
+            .unwrap_or_else(|e| panic!("seed {i} is refused: {e}"));
+    }
+    // The sound exchange reached the backend: the server's text among it.
+    let seen = std::mem::take(&mut *lock(&events));
+    assert!(
+        seen.contains(&super::clipboard::ClipEvent::DataResponse(Some(
+            "hello, clipboard".to_owned()
+        ))),
+        "{seen:?}"
+    );
+    let mut noise = Noise(0x5eed_c11b_0a4d_0003);
+    let (mut taken, mut refused) = (0, 0);
+    for round in 0..3000 {
+        let mut pdu = seeds[round % seeds.len()].clone();
+        damage(&mut pdu, &mut noise);
+        match catch_unwind(AssertUnwindSafe(|| channel.process(&pdu))) {
+            Ok(Ok(_)) => taken += 1,
+            Ok(Err(_)) => refused += 1,
+            Err(_) => panic!("round {round}: a panic on a damaged clipboard PDU: {pdu:02x?}"),
+        }
+    }
+    assert!(
+        taken > 100 && refused > 100,
+        "{taken} taken, {refused} refused"
+    );
 }
