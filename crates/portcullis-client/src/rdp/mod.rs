@@ -14,7 +14,11 @@ mod clipboard;
 pub mod frame;
 pub mod keys;
 #[cfg(test)]
+mod rfx_reactivation;
+#[cfg(test)]
 mod server_garbage;
+#[cfg(test)]
+mod test_streams;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};

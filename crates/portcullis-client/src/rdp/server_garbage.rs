@@ -10,26 +10,15 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use ironrdp_graphics::image_processing::PixelFormat;
-use ironrdp_pdu::codecs::rfx::{
-    Block, ChannelsPdu, CodecChannel, CodecVersionsPdu, ContextPdu, EntropyAlgorithm,
-    FrameBeginPdu, FrameEndPdu, OperatingMode, Quant, RegionPdu, RfxChannel, RfxRectangle, SyncPdu,
-    TileSetPdu,
-};
-use ironrdp_pdu::geometry::InclusiveRectangle;
+use ironrdp_pdu::codecs::rfx::{EntropyAlgorithm, Quant, RfxRectangle};
 use ironrdp_pdu::{Action, ReadCursor};
 use ironrdp_session::image::DecodedImage;
 use ironrdp_session::rfx::DecodingContext;
 use ironrdp_svc::StaticChannelSet;
 use portcullis_rfx::sample::{Noise, QUANT, encode_tile, tiles};
 
+use super::test_streams::{frame, headers, whole};
 use super::*;
-
-fn encode(blocks: &[Block<'_>]) -> Vec<u8> {
-    blocks
-        .iter()
-        .flat_map(|block| ironrdp_core::encode_vec(block).expect("encode an RFX block"))
-        .collect()
-}
 
 /// A sound stream for a 128×128 desktop: the headers, then a frame of four
 /// real tiles (a gradient, stripes, flat colours), its region the whole desktop.
@@ -79,29 +68,9 @@ fn stream(
         .map(|rgba| encode_tile(rgba, &QUANT, EntropyAlgorithm::Rlgr3))
         .collect();
     let tiles = tiles(&encoded, tile_at);
-    encode(&[
-        Block::Sync(SyncPdu),
-        Block::CodecVersions(CodecVersionsPdu),
-        Block::Channels(ChannelsPdu(vec![RfxChannel {
-            width: 128,
-            height: 128,
-        }])),
-        Block::CodecChannel(CodecChannel::Context(ContextPdu {
-            flags: OperatingMode::empty(),
-            entropy_algorithm: EntropyAlgorithm::Rlgr3,
-        })),
-        Block::CodecChannel(CodecChannel::FrameBegin(FrameBeginPdu {
-            index: 0,
-            number_of_regions: 1,
-        })),
-        Block::CodecChannel(CodecChannel::Region(RegionPdu { rectangles })),
-        Block::CodecChannel(CodecChannel::TileSet(TileSetPdu {
-            entropy_algorithm: EntropyAlgorithm::Rlgr3,
-            quants: vec![QUANT, Quant::default()],
-            tiles,
-        })),
-        Block::CodecChannel(CodecChannel::FrameEnd(FrameEndPdu)),
-    ])
+    let mut bytes = headers(128, 128);
+    bytes.extend(frame(0, rectangles, vec![QUANT, Quant::default()], tiles));
+    bytes
 }
 
 /// One way of damaging `bytes`, as a fuzzer mutates.
@@ -151,13 +120,64 @@ fn damage(bytes: &mut Vec<u8>, noise: &mut Noise) {
     }
 }
 
-fn whole(width: u16, height: u16) -> InclusiveRectangle {
-    InclusiveRectangle {
-        left: 0,
-        top: 0,
-        right: width - 1,
-        bottom: height - 1,
+/// Damaged inputs counted: taken (a result) and refused (an error).
+#[derive(Default)]
+struct Tally {
+    taken: usize,
+    refused: usize,
+}
+
+impl Tally {
+    /// Runs `process` on a damaged `input` and counts what it gives; a panic
+    /// fails the test, naming the round, `what` the input was and its bytes.
+    fn count<T, E>(
+        &mut self,
+        round: usize,
+        what: &str,
+        input: &[u8],
+        process: impl FnOnce() -> Result<T, E>,
+    ) {
+        match catch_unwind(AssertUnwindSafe(process)) {
+            Ok(Ok(_)) => self.taken += 1,
+            Ok(Err(_)) => self.refused += 1,
+            Err(_) => panic!("round {round}: a panic on {what}: {input:02x?}"),
+        }
     }
+}
+
+/// `process` takes every sound seed (so the damage starts from real input).
+fn takes_every_seed<T, E: std::fmt::Display>(
+    seeds: &[Vec<u8>],
+    mut process: impl FnMut(&[u8]) -> Result<T, E>,
+) {
+    for (i, seed) in seeds.iter().enumerate() {
+        if let Err(e) = process(seed) {
+            panic!("seed {i} is refused: {e}");
+        }
+    }
+}
+
+/// `rounds` damaged copies of the seeds, in turn, through `process`: each
+/// gives its result or an error, never a panic, and both outcomes happen many
+/// times over (the damage reached past the first checks).
+fn survives_damage<T, E>(
+    seeds: &[Vec<u8>],
+    rounds: usize,
+    noise: &mut Noise,
+    what: &str,
+    mut process: impl FnMut(&[u8]) -> Result<T, E>,
+) {
+    let mut tally = Tally::default();
+    for round in 0..rounds {
+        let mut input = seeds[round % seeds.len()].clone();
+        damage(&mut input, noise);
+        tally.count(round, what, &input, || process(&input));
+    }
+    let Tally { taken, refused } = tally;
+    assert!(
+        taken > 100 && refused > 100,
+        "{taken} taken, {refused} refused"
+    );
 }
 
 #[test]
@@ -172,7 +192,7 @@ fn damaged_remote_fx_bytes_give_a_frame_or_an_error_never_a_panic() {
         .decode(&mut image, &whole(128, 128), &mut ReadCursor::new(&sound))
         .expect("the sound stream decodes");
 
-    let (mut decoded, mut refused) = (0, 0);
+    let mut tally = Tally::default();
     for round in 0..2000 {
         let mut bytes = sound.clone();
         damage(&mut bytes, &mut noise);
@@ -182,20 +202,19 @@ fn damaged_remote_fx_bytes_give_a_frame_or_an_error_never_a_panic() {
         // A fresh context and one that lived through earlier frames.
         let mut fresh = DecodingContext::new();
         for context in [&mut fresh, &mut context] {
-            let outcome = catch_unwind(AssertUnwindSafe(|| {
+            tally.count(round, "damaged RemoteFX bytes", &bytes, || {
                 context.decode(
                     &mut image,
                     &whole(width, height),
                     &mut ReadCursor::new(&bytes),
                 )
-            }));
-            match outcome {
-                Ok(Ok(_)) => decoded += 1,
-                Ok(Err(_)) => refused += 1,
-                Err(_) => panic!("round {round}: a panic on damaged RemoteFX bytes: {bytes:02x?}"),
-            }
+            });
         }
     }
+    let Tally {
+        taken: decoded,
+        refused,
+    } = tally;
     // Both outcomes happened, many times over: the damage reached the parser
     // and the tile decoder, not only one of them.
     assert!(
@@ -283,6 +302,10 @@ fn fast_path(updates: &[(u8, Vec<u8>)]) -> Vec<u8> {
     let mut frame = vec![0x00, 0x80 | (total >> 8) as u8, total as u8];
     frame.extend(body);
     frame
+}
+
+fn le32(values: &[u32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
 fn le16(values: &[u16]) -> Vec<u8> {
@@ -401,28 +424,15 @@ fn damaged_fast_path_frames_give_updates_or_an_error_never_a_panic() {
     let seeds = fast_path_seeds(&mut noise);
     let mut stage = active_stage();
     let mut image = DecodedImage::new(PixelFormat::RgbA32, 128, 128);
-    // Every seed is taken as it is (the damage starts from real updates).
-    for (i, seed) in seeds.iter().enumerate() {
-        stage
-            .process(&mut image, Action::FastPath, seed, None)
-            .unwrap_or_else(|e| panic!("seed {i} is refused: {e}"));
-    }
-    let (mut taken, mut refused) = (0, 0);
-    for round in 0..3000 {
-        let mut frame = seeds[round % seeds.len()].clone();
-        damage(&mut frame, &mut noise);
-        let outcome = catch_unwind(AssertUnwindSafe(|| {
-            stage.process(&mut image, Action::FastPath, &frame, None)
-        }));
-        match outcome {
-            Ok(Ok(_)) => taken += 1,
-            Ok(Err(_)) => refused += 1,
-            Err(_) => panic!("round {round}: a panic on a damaged fast-path frame: {frame:02x?}"),
-        }
-    }
-    assert!(
-        taken > 100 && refused > 100,
-        "{taken} taken, {refused} refused"
+    takes_every_seed(&seeds, |seed| {
+        stage.process(&mut image, Action::FastPath, seed, None)
+    });
+    survives_damage(
+        &seeds,
+        3000,
+        &mut noise,
+        "a damaged fast-path frame",
+        |frame| stage.process(&mut image, Action::FastPath, frame, None),
     );
     // The stage still takes a sound frame.
     stage
@@ -511,24 +521,22 @@ fn share_data(pdu_type2: u8, data: &[u8]) -> Vec<u8> {
 
 /// Sound slow-path PDUs a server sends while a session runs.
 fn slow_path_seeds() -> Vec<Vec<u8>> {
-    let u32s =
-        |values: &[u32]| -> Vec<u8> { values.iter().flat_map(|v| v.to_le_bytes()).collect() };
-    let mut monitors = u32s(&[1]);
-    monitors.extend(u32s(&[0, 0, 127, 127, 1]));
+    let mut monitors = le32(&[1]);
+    monitors.extend(le32(&[0, 0, 127, 127, 1]));
     let mut ime = le16(&[0]);
-    ime.extend(u32s(&[1, 0]));
+    ime.extend(le32(&[1, 0]));
     let mut deactivate = le16(&[22, 0x16, 1002]);
     deactivate.extend(0x0001_03eau32.to_le_bytes());
     deactivate.extend(le16(&[4]));
     deactivate.extend(b"RDP\0");
     vec![
-        x224_to_io_channel(&share_data(0x2f, &u32s(&[0x0000_000c]))),
+        x224_to_io_channel(&share_data(0x2f, &le32(&[0x0000_000c]))),
         x224_to_io_channel(&share_data(0x29, &le16(&[0, 2]))),
         x224_to_io_channel(&share_data(0x37, &monitors)),
         x224_to_io_channel(&share_data(0x2d, &ime)),
-        x224_to_io_channel(&share_data(0x36, &u32s(&[0x0400]))),
-        x224_to_io_channel(&share_data(0x22, &u32s(&[200, 800]))),
-        x224_to_io_channel(&share_data(0x26, &[u32s(&[2]), vec![0; 576]].concat())),
+        x224_to_io_channel(&share_data(0x36, &le32(&[0x0400]))),
+        x224_to_io_channel(&share_data(0x22, &le32(&[200, 800]))),
+        x224_to_io_channel(&share_data(0x26, &[le32(&[2]), vec![0; 576]].concat())),
         x224_to_io_channel(&share_data(0x25, &[])),
         x224_to_io_channel(&deactivate),
     ]
@@ -539,28 +547,16 @@ fn damaged_slow_path_pdus_give_outputs_or_an_error_never_a_panic() {
     let mut noise = Noise(0x5eed_510e_9a7b_0002);
     let seeds = slow_path_seeds();
     let mut image = DecodedImage::new(PixelFormat::RgbA32, 128, 128);
-    for (i, seed) in seeds.iter().enumerate() {
-        active_stage()
-            .process(&mut image, Action::X224, seed, None)
-            .unwrap_or_else(|e| panic!("seed {i} is refused: {e}"));
-    }
+    takes_every_seed(&seeds, |seed| {
+        active_stage().process(&mut image, Action::X224, seed, None)
+    });
     let mut stage = active_stage();
-    let (mut taken, mut refused) = (0, 0);
-    for round in 0..3000 {
-        let mut frame = seeds[round % seeds.len()].clone();
-        damage(&mut frame, &mut noise);
-        let outcome = catch_unwind(AssertUnwindSafe(|| {
-            stage.process(&mut image, Action::X224, &frame, None)
-        }));
-        match outcome {
-            Ok(Ok(_)) => taken += 1,
-            Ok(Err(_)) => refused += 1,
-            Err(_) => panic!("round {round}: a panic on a damaged slow-path PDU: {frame:02x?}"),
-        }
-    }
-    assert!(
-        taken > 100 && refused > 100,
-        "{taken} taken, {refused} refused"
+    survives_damage(
+        &seeds,
+        3000,
+        &mut noise,
+        "a damaged slow-path PDU",
+        |frame| stage.process(&mut image, Action::X224, frame, None),
     );
     stage
         .process(&mut image, Action::X224, &seeds[0], None)
@@ -575,16 +571,14 @@ fn damaged_slow_path_pdus_give_outputs_or_an_error_never_a_panic() {
 fn a_beep_an_ime_state_or_a_status_report_does_not_end_the_session() {
     let mut stage = active_stage();
     let mut image = DecodedImage::new(PixelFormat::RgbA32, 64, 64);
-    let u32s =
-        |values: &[u32]| -> Vec<u8> { values.iter().flat_map(|v| v.to_le_bytes()).collect() };
     for (pdu_type2, data, what) in [
-        (0x22, u32s(&[200, 800]), "a beep"),
+        (0x22, le32(&[200, 800]), "a beep"),
         (
             0x2d,
-            [le16(&[0]), u32s(&[1, 0])].concat(),
+            [le16(&[0]), le32(&[1, 0])].concat(),
             "the IME's state",
         ),
-        (0x36, u32s(&[0x0400]), "a status report"),
+        (0x36, le32(&[0x0400]), "a status report"),
     ] {
         let outputs = stage
             .process(
@@ -640,11 +634,7 @@ fn damaged_clipboard_pdus_give_messages_or_an_error_never_a_panic() {
     let events = std::sync::Arc::clone(&backend.events);
     let mut channel = CliprdrClient::new(Box::new(backend));
     let seeds = clipboard_seeds();
-    for (i, seed) in seeds.iter().enumerate() {
-        channel
-            .process(seed)
-            .unwrap_or_else(|e| panic!("seed {i} is refused: {e}"));
-    }
+    takes_every_seed(&seeds, |seed| channel.process(seed));
     // The sound exchange reached the backend: the server's text among it.
     let seen = std::mem::take(&mut *lock(&events));
     assert!(
@@ -654,18 +644,7 @@ fn damaged_clipboard_pdus_give_messages_or_an_error_never_a_panic() {
         "{seen:?}"
     );
     let mut noise = Noise(0x5eed_c11b_0a4d_0003);
-    let (mut taken, mut refused) = (0, 0);
-    for round in 0..3000 {
-        let mut pdu = seeds[round % seeds.len()].clone();
-        damage(&mut pdu, &mut noise);
-        match catch_unwind(AssertUnwindSafe(|| channel.process(&pdu))) {
-            Ok(Ok(_)) => taken += 1,
-            Ok(Err(_)) => refused += 1,
-            Err(_) => panic!("round {round}: a panic on a damaged clipboard PDU: {pdu:02x?}"),
-        }
-    }
-    assert!(
-        taken > 100 && refused > 100,
-        "{taken} taken, {refused} refused"
-    );
+    survives_damage(&seeds, 3000, &mut noise, "a damaged clipboard PDU", |pdu| {
+        channel.process(pdu)
+    });
 }

@@ -7,54 +7,17 @@
 
 use ironrdp_graphics::image_processing::PixelFormat;
 use ironrdp_pdu::ReadCursor;
-use ironrdp_pdu::codecs::rfx::{
-    Block, ChannelsPdu, CodecChannel, CodecVersionsPdu, ContextPdu, EntropyAlgorithm,
-    FrameBeginPdu, FrameEndPdu, OperatingMode, Quant, RegionPdu, RfxChannel, RfxRectangle, SyncPdu,
-    TileSetPdu,
-};
+use ironrdp_pdu::codecs::rfx::{Quant, RfxRectangle};
 use ironrdp_pdu::geometry::InclusiveRectangle;
 use ironrdp_session::image::DecodedImage;
 use ironrdp_session::rfx::DecodingContext;
 
-fn encode(blocks: &[Block<'_>]) -> Vec<u8> {
-    blocks
-        .iter()
-        .flat_map(|block| ironrdp_core::encode_vec(block).expect("encode an RFX block"))
-        .collect()
-}
-
-/// What a server sends first: sync, versions, one channel of `width`×`height`,
-/// the codec context.
-fn headers(width: i16, height: i16) -> Vec<u8> {
-    encode(&[
-        Block::Sync(SyncPdu),
-        Block::CodecVersions(CodecVersionsPdu),
-        Block::Channels(ChannelsPdu(vec![RfxChannel { width, height }])),
-        Block::CodecChannel(CodecChannel::Context(ContextPdu {
-            flags: OperatingMode::empty(),
-            entropy_algorithm: EntropyAlgorithm::Rlgr3,
-        })),
-    ])
-}
+use super::test_streams::{headers, whole};
 
 /// A frame whose region is `rectangle` (no tiles: the region alone says what
 /// the frame covers).
 fn frame(index: u32, rectangle: RfxRectangle) -> Vec<u8> {
-    encode(&[
-        Block::CodecChannel(CodecChannel::FrameBegin(FrameBeginPdu {
-            index,
-            number_of_regions: 1,
-        })),
-        Block::CodecChannel(CodecChannel::Region(RegionPdu {
-            rectangles: vec![rectangle],
-        })),
-        Block::CodecChannel(CodecChannel::TileSet(TileSetPdu {
-            entropy_algorithm: EntropyAlgorithm::Rlgr3,
-            quants: vec![Quant::default()],
-            tiles: Vec::new(),
-        })),
-        Block::CodecChannel(CodecChannel::FrameEnd(FrameEndPdu)),
-    ])
+    super::test_streams::frame(index, vec![rectangle], vec![Quant::default()], Vec::new())
 }
 
 /// Headers for a `channel` (width, height), then a frame over `rectangle`.
@@ -62,15 +25,6 @@ fn headers_then_frame(channel: (i16, i16), index: u32, rectangle: RfxRectangle) 
     let mut bytes = headers(channel.0, channel.1);
     bytes.extend(frame(index, rectangle));
     bytes
-}
-
-fn whole(width: u16, height: u16) -> InclusiveRectangle {
-    InclusiveRectangle {
-        left: 0,
-        top: 0,
-        right: width - 1,
-        bottom: height - 1,
-    }
 }
 
 #[test]
