@@ -201,9 +201,7 @@ impl X11 {
     /// and the lines under the probe are drawn. Every pixel row still moves,
     /// so every tile of the screen changes.
     pub fn paint_text(&mut self, line: usize, probe: [u8; 3]) -> std::io::Result<()> {
-        const CELL: (u16, u16) = (9, 16);
-        const PAPER: [u8; 3] = [0xf4, 0xf4, 0xf0];
-        const INK: [u8; 3] = [0x20, 0x24, 0x2c];
+        use portcullis_rfx::sample::{TEXT_CELL as CELL, TEXT_INK as INK, TEXT_PAPER as PAPER};
         let gc = self.graphics_context()?;
         let (width, height) = (self.width, self.height);
         let rows = height / CELL.1;
@@ -255,16 +253,10 @@ impl X11 {
         let mut glyphs = Vec::new();
         for &row in &redraw {
             paper.push([0, row * CELL.1, width, CELL.1]);
-            for column in 0..width / CELL.0 {
-                // A fixed pseudo-random page; scrolling shows the next line of it.
-                let mut hash = (u64::from(row) + line as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-                    ^ u64::from(column).wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
-                hash ^= hash >> 29;
-                if !hash.is_multiple_of(5) {
-                    let height = 6 + (hash >> 8) as u16 % 5;
-                    glyphs.push([column * CELL.0 + 1, row * CELL.1 + 13 - height, 6, height]);
-                }
-            }
+            glyphs.extend(
+                (0..width / CELL.0)
+                    .filter_map(|column| portcullis_rfx::sample::text_glyph(row, column, line)),
+            );
         }
         if !scrolls {
             // Below the last whole text row.

@@ -1,6 +1,8 @@
 //! Encoded tiles to test and measure the decoder with, made by IronRDP's own
-//! encoder stages, and a timing of a whole 1920×1080 frame against IronRDP's
-//! tile loop (printed by `cargo xtask bench rdp`).
+//! encoder stages; RemoteFX streams as a server sends them; the page of text
+//! the RDP benchmark scrolls on the server's display; and timings of whole
+//! 1920×1080 frames against IronRDP's tile loop (printed by
+//! `cargo xtask bench rdp`).
 
 use std::time::{Duration, Instant};
 
@@ -8,7 +10,11 @@ use ironrdp_graphics::color_conversion::to_64x64_ycbcr_tile;
 use ironrdp_graphics::image_processing::PixelFormat;
 use ironrdp_graphics::rfx::TileDecoder;
 use ironrdp_graphics::{dwt, quantization, rlgr, subband_reconstruction};
-use ironrdp_pdu::codecs::rfx::{EntropyAlgorithm, Quant, Tile};
+use ironrdp_pdu::codecs::rfx::{
+    Block, ChannelsPdu, CodecChannel, CodecVersionsPdu, ContextPdu, EntropyAlgorithm,
+    FrameBeginPdu, FrameEndPdu, OperatingMode, Quant, RegionPdu, RfxChannel, RfxRectangle, SyncPdu,
+    Tile, TileSetPdu,
+};
 
 use crate::{FrameDecoder, TILE_PIXELS, TILE_RGBA_LEN, TILE_SIZE};
 
@@ -115,29 +121,175 @@ fn desktop_tile(i: usize) -> Vec<u8> {
     rgba
 }
 
+/// The text page's character cell (width, height), paper and ink colours.
+pub const TEXT_CELL: (u16, u16) = (9, 16);
+pub const TEXT_PAPER: [u8; 3] = [0xf4, 0xf4, 0xf0];
+pub const TEXT_INK: [u8; 3] = [0x20, 0x24, 0x2c];
+
+/// The glyph at `column` of screen row `row` when the screen shows the page
+/// from `line` on: a box of ink (x, y, width, height in pixels), or `None`
+/// for a blank cell (one in five). Glyph boxes of varying heights in 9×16
+/// cells look to a codec as dense terminal text does (edges everywhere);
+/// the RDP benchmark draws them on the server's display.
+pub fn text_glyph(row: u16, column: u16, line: usize) -> Option<[u16; 4]> {
+    // A fixed pseudo-random page; scrolling shows the next line of it.
+    let mut hash = (u64::from(row) + line as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        ^ u64::from(column).wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
+    hash ^= hash >> 29;
+    if hash.is_multiple_of(5) {
+        return None;
+    }
+    let height = 6 + u16::try_from((hash >> 8) % 5).expect("below 5");
+    Some([
+        column * TEXT_CELL.0 + 1,
+        row * TEXT_CELL.1 + 13 - height,
+        6,
+        height,
+    ])
+}
+
+/// A `width`×`height` RGBA picture of the text page from `line` on: every
+/// whole row of cells, paper below.
+pub fn text_page(width: u16, height: u16, line: usize) -> Vec<u8> {
+    let (w, h) = (usize::from(width), usize::from(height));
+    let mut rgba = Vec::with_capacity(w * h * 4);
+    for _ in 0..w * h {
+        rgba.extend_from_slice(&TEXT_PAPER);
+        rgba.push(0xff);
+    }
+    for row in 0..height / TEXT_CELL.1 {
+        for column in 0..width / TEXT_CELL.0 {
+            let Some([x, y, gw, gh]) = text_glyph(row, column, line) else {
+                continue;
+            };
+            for py in usize::from(y)..usize::from(y + gh) {
+                for px in usize::from(x)..usize::from(x + gw) {
+                    rgba[(py * w + px) * 4..][..3].copy_from_slice(&TEXT_INK);
+                }
+            }
+        }
+    }
+    rgba
+}
+
+/// A tile's position (in tiles, across and down) and its coded components.
+pub type PlacedTile = ((u16, u16), [Vec<u8>; 3]);
+
+/// RemoteFX-encodes a `width`×`height` RGBA picture under [`QUANT`]: its
+/// tiles row after row, each 64×64 (the right and bottom edges repeat the
+/// picture's last column and row where a tile passes them), with their
+/// positions in tiles.
+pub fn encode_picture(
+    rgba: &[u8],
+    width: u16,
+    height: u16,
+    entropy: EntropyAlgorithm,
+) -> Vec<PlacedTile> {
+    let (w, h) = (usize::from(width), usize::from(height));
+    let mut encoded = Vec::new();
+    let mut tile = vec![0u8; TILE_RGBA_LEN];
+    for ty in 0..h.div_ceil(TILE_SIZE) {
+        for tx in 0..w.div_ceil(TILE_SIZE) {
+            for (i, pixel) in tile.chunks_exact_mut(4).enumerate() {
+                let x = (tx * TILE_SIZE + i % TILE_SIZE).min(w - 1);
+                let y = (ty * TILE_SIZE + i / TILE_SIZE).min(h - 1);
+                pixel.copy_from_slice(&rgba[(y * w + x) * 4..][..4]);
+            }
+            let at = (
+                u16::try_from(tx).expect("under 2^16 tiles"),
+                u16::try_from(ty).expect("under 2^16 tiles"),
+            );
+            encoded.push((at, encode_tile(&tile, &QUANT, entropy)));
+        }
+    }
+    encoded
+}
+
+/// RemoteFX blocks as bytes, as they arrive in a surface command.
+pub fn stream(blocks: &[Block<'_>]) -> Vec<u8> {
+    blocks
+        .iter()
+        .flat_map(|block| ironrdp_core::encode_vec(block).expect("encode an RFX block"))
+        .collect()
+}
+
+/// What a server sends first: sync, versions, one channel of `width`×`height`,
+/// the codec context (RLGR3).
+pub fn stream_headers(width: i16, height: i16) -> Vec<u8> {
+    stream(&[
+        Block::Sync(SyncPdu),
+        Block::CodecVersions(CodecVersionsPdu),
+        Block::Channels(ChannelsPdu(vec![RfxChannel { width, height }])),
+        Block::CodecChannel(CodecChannel::Context(ContextPdu {
+            flags: OperatingMode::empty(),
+            entropy_algorithm: EntropyAlgorithm::Rlgr3,
+        })),
+    ])
+}
+
+/// Frame `index`: its region `rectangles`, then `tiles` quantized by `quants`.
+pub fn stream_frame(
+    index: u32,
+    rectangles: Vec<RfxRectangle>,
+    quants: Vec<Quant>,
+    tiles: Vec<Tile<'_>>,
+) -> Vec<u8> {
+    stream(&[
+        Block::CodecChannel(CodecChannel::FrameBegin(FrameBeginPdu {
+            index,
+            number_of_regions: 1,
+        })),
+        Block::CodecChannel(CodecChannel::Region(RegionPdu { rectangles })),
+        Block::CodecChannel(CodecChannel::TileSet(TileSetPdu {
+            entropy_algorithm: EntropyAlgorithm::Rlgr3,
+            quants,
+            tiles,
+        })),
+        Block::CodecChannel(CodecChannel::FrameEnd(FrameEndPdu)),
+    ])
+}
+
 /// Median milliseconds to decode one 1920×1080 frame (510 tiles):
 /// IronRDP's `TileDecoder` tile after tile, [`FrameDecoder`] on one thread,
-/// and on the machine's cores. Checks all three give the same pixels.
+/// and on the machine's cores; and the frame's size. Checks all three give
+/// the same pixels.
 pub struct FrameTimes {
     pub ironrdp_ms: f64,
     pub one_thread_ms: f64,
     pub all_cores_ms: f64,
     pub cores: usize,
+    /// Bytes of entropy-coded data in the frame.
+    pub bytes: usize,
 }
 
-/// Times [`FrameTimes`] over `rounds` frames.
+/// Times [`FrameTimes`] over `rounds` frames of desktop-like tiles (a third
+/// flat, a third text-like stripes, a third gradients).
 pub fn time_full_hd_frame(rounds: usize) -> FrameTimes {
     let entropy = EntropyAlgorithm::Rlgr3;
     // 30 × 17 tiles cover 1920×1088.
-    let encoded: Vec<_> = (0..510)
-        .map(|i| encode_tile(&desktop_tile(i), &QUANT, entropy))
+    let encoded: Vec<_> = (0..510u16)
+        .map(|i| {
+            let tile = encode_tile(&desktop_tile(usize::from(i)), &QUANT, entropy);
+            ((i % 30, i / 30), tile)
+        })
         .collect();
-    let tiles = tiles(&encoded, |i| {
-        (
-            u16::try_from(i % 30).expect("small"),
-            u16::try_from(i / 30).expect("small"),
-        )
-    });
+    time_frame(&encoded, rounds)
+}
+
+/// Times [`FrameTimes`] over `rounds` frames of the text page (every tile
+/// detailed: the costliest frame a desktop commonly sends).
+pub fn time_full_hd_text(rounds: usize) -> FrameTimes {
+    let page = text_page(1920, 1080, 0);
+    time_frame(
+        &encode_picture(&page, 1920, 1080, EntropyAlgorithm::Rlgr3),
+        rounds,
+    )
+}
+
+fn time_frame(encoded: &[PlacedTile], rounds: usize) -> FrameTimes {
+    let entropy = EntropyAlgorithm::Rlgr3;
+    let data: Vec<[Vec<u8>; 3]> = encoded.iter().map(|(_, data)| data.clone()).collect();
+    let tiles = tiles(&data, |i| encoded[i].0);
     let quants = [QUANT];
     let median = |mut samples: Vec<Duration>| {
         samples.sort();
@@ -169,5 +321,6 @@ pub fn time_full_hd_frame(rounds: usize) -> FrameTimes {
         one_thread_ms: median(one),
         all_cores_ms: median(all),
         cores: parallel.threads,
+        bytes: data.iter().flatten().map(Vec::len).sum(),
     }
 }

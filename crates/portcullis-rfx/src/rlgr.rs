@@ -1,0 +1,458 @@
+//! RLGR entropy decoding (MS-RDPRFX 3.1.8.1.7.1): the same coefficients and
+//! the same errors as `ironrdp_graphics::rlgr::decode`, for any input, about
+//! 1.5 times as fast on a frame of dense text.
+//!
+//! Entropy decoding is most of a detailed tile's decoding time, and it is a
+//! serial chain: where each symbol starts depends on the last one's length,
+//! and its parameters on the last one's value. What costs beside the chain
+//! is branches on data the processor cannot predict (a coefficient's sign,
+//! how an adaptive parameter moves). So here:
+//!
+//! - a symbol is read from one 64-bit window of the input (8 bytes loaded at
+//!   the bit position), not a bit reader refilled byte by byte;
+//! - signs and parameter updates are computed without branches;
+//! - the zeros a run-mode prefix stands for come from a table, not a loop.
+//!
+//! That fast path takes a symbol when its bits lie in the window (its unary
+//! prefixes are short) and 8 input bytes remain. Every other symbol (a long
+//! prefix, the last bytes, a damaged stream) takes the slow path, which reads
+//! as IronRDP's decoder does, bit by bit, and stops where it stops.
+
+use ironrdp_graphics::rlgr::RlgrError;
+use ironrdp_pdu::codecs::rfx::EntropyAlgorithm;
+
+const KP_MAX: u32 = 80;
+const LS_GR: u32 = 3;
+const UP_GR: u32 = 4;
+const DN_GR: u32 = 6;
+const UQ_GR: u32 = 3;
+const DQ_GR: u32 = 3;
+
+/// Longest unary prefix (of ones) a fast symbol may have, and of zeros
+/// before a run ([`MAX_FAST_ZEROS`]). With them the longest fast symbol
+/// (zeros, 1, k ≤ 10 bits, sign, ones, 0, kr ≤ 10 bits; or ones, 0, kr bits,
+/// and a value of at most 14 bits) is 44 bits, inside the 57 a window
+/// always holds.
+const MAX_FAST_ONES: u32 = 14;
+const MAX_FAST_ZEROS: u32 = 7;
+
+/// The input and the position of the next bit to read (from the first
+/// byte's high bit).
+struct Bits<'a> {
+    data: &'a [u8],
+    position: usize,
+    end: usize,
+}
+
+impl Bits<'_> {
+    /// The next 57 or more bits at the top of a word, the rest zero; `None`
+    /// when fewer than 8 bytes remain from the current one.
+    #[inline(always)]
+    fn window(&self) -> Option<u64> {
+        let byte = self.position >> 3;
+        let bytes: [u8; 8] = self.data.get(byte..byte + 8)?.try_into().ok()?;
+        Some(u64::from_be_bytes(bytes) << (self.position & 7))
+    }
+
+    fn bit(&self, at: usize) -> bool {
+        self.data[at >> 3] & (0x80 >> (at & 7)) != 0
+    }
+
+    /// `n` bits (`n <= 32`), or `None` (nothing read) when fewer remain.
+    fn read(&mut self, n: u32) -> Option<u32> {
+        let n = n as usize;
+        if self.end - self.position < n {
+            return None;
+        }
+        let value = (0..n).fold(0u32, |value, i| {
+            (value << 1) | u32::from(self.bit(self.position + i))
+        });
+        self.position += n;
+        Some(value)
+    }
+
+    /// Reads the bits equal to `value` up to the next other bit (left to be
+    /// read) or the end of the input; how many there were.
+    fn skip_leading(&mut self, value: bool) -> usize {
+        let start = self.position;
+        while self.position < self.end && self.bit(self.position) == value {
+            self.position += 1;
+        }
+        self.position - start
+    }
+}
+
+/// The top `n` bits of `word` (`n` in 0..=32; 0 gives 0).
+#[inline(always)]
+fn top(word: u64, n: u32) -> u32 {
+    // Two shifts, so that `n = 0` shifts by 63 and 1, never by 64.
+    ((word >> 1) >> (63 - n)) as u32
+}
+
+/// `a` when `condition`, else `b`; written so it compiles to a conditional move.
+#[inline(always)]
+fn select(condition: bool, a: u32, b: u32) -> u32 {
+    let mask = 0u32.wrapping_sub(u32::from(condition));
+    (a & mask) | (b & !mask)
+}
+
+/// `magnitude` negated when `negative` is 1 (it is 0 or 1).
+#[inline(always)]
+fn with_sign(magnitude: u32, negative: u32) -> i16 {
+    ((magnitude ^ 0u32.wrapping_sub(negative)).wrapping_add(negative)) as u16 as i16
+}
+
+/// The GR parameter after a code whose unary prefix had `ones` ones.
+#[inline(always)]
+fn next_krp(krp: u32, ones: u32) -> u32 {
+    let down = krp.saturating_sub(2);
+    let up = krp.saturating_add(ones).min(KP_MAX);
+    select(ones == 0, down, select(ones > 1, up, krp))
+}
+
+/// For a run-mode prefix of `zeros` zero bits (index 1, at most
+/// [`MAX_FAST_ZEROS`]) read at parameter `kp` (index 0): the zeros they
+/// stand for, and `kp` after them.
+static RUNS: [[(u32, u32); MAX_FAST_ZEROS as usize + 1]; KP_MAX as usize + 1] = {
+    let mut table = [[(0, 0); MAX_FAST_ZEROS as usize + 1]; KP_MAX as usize + 1];
+    let mut start = 0;
+    while start <= KP_MAX as usize {
+        let mut zeros = 0;
+        while zeros <= MAX_FAST_ZEROS as usize {
+            let (mut run, mut kp, mut i) = (0u32, start as u32, 0);
+            while i < zeros {
+                run += 1 << (kp >> LS_GR);
+                kp = if kp + UP_GR < KP_MAX {
+                    kp + UP_GR
+                } else {
+                    KP_MAX
+                };
+                i += 1;
+            }
+            table[start][zeros] = (run, kp);
+            zeros += 1;
+        }
+        start += 1;
+    }
+    table
+};
+
+/// Decodes `tile` (one component's RLGR data) into `output`; what the data
+/// does not fill is zero. The same result as `ironrdp_graphics::rlgr::decode`.
+#[inline(always)]
+pub fn decode(
+    mode: EntropyAlgorithm,
+    tile: &[u8],
+    mut output: &mut [i16],
+) -> Result<(), RlgrError> {
+    if tile.is_empty() {
+        return Err(RlgrError::EmptyTile);
+    }
+    let rlgr3 = matches!(mode, EntropyAlgorithm::Rlgr3);
+    let mut kp: u32 = 1 << LS_GR;
+    let mut krp: u32 = 1 << LS_GR;
+    let mut bits = Bits {
+        data: tile,
+        position: 0,
+        end: tile.len() * 8,
+    };
+    while bits.position < bits.end && !output.is_empty() {
+        let k = kp >> LS_GR;
+        let kr = krp >> LS_GR;
+        if let Some(word) = bits.window() {
+            if k == 0 {
+                // Golomb-Rice mode: ones, a zero, kr bits.
+                let ones = (!word).leading_zeros();
+                if ones <= MAX_FAST_ONES && output.len() >= 2 {
+                    let rest = word << (ones + 1);
+                    let code = (ones << kr) + top(rest, kr);
+                    let rest = rest << kr;
+                    krp = next_krp(krp, ones);
+                    if rlgr3 {
+                        // Two values: the first in as many bits as the sum has.
+                        let n_index = 32 - code.leading_zeros();
+                        let first = top(rest, n_index);
+                        bits.position += (ones + 1 + kr + n_index) as usize;
+                        let second =
+                            code.checked_sub(first)
+                                .ok_or(RlgrError::InvalidIntegralConversion(
+                                    "code remainder - val1",
+                                ))?;
+                        let nonzero = u32::from(first != 0) + u32::from(second != 0);
+                        let down = kp.saturating_sub(2 * DQ_GR);
+                        let up = (kp + 2 * UQ_GR).min(KP_MAX);
+                        kp = select(nonzero == 0, up, select(nonzero == 2, down, kp));
+                        // Values below 2^15 (always here): even ones are
+                        // positive, odd ones negative.
+                        output[0] = with_sign((first >> 1) + (first & 1), first & 1);
+                        output[1] = with_sign((second >> 1) + (second & 1), second & 1);
+                        output = &mut output[2..];
+                    } else {
+                        bits.position += (ones + 1 + kr) as usize;
+                        output[0] = rlgr1_value(code, &mut kp)?;
+                        output = &mut output[1..];
+                    }
+                    continue;
+                }
+            } else {
+                // Run-length mode: zeros (each a run of 2^k), a one, k bits
+                // more of run, a sign, and a GR-coded magnitude.
+                let zeros = word.leading_zeros();
+                if zeros <= MAX_FAST_ZEROS {
+                    let (mut run, kp_after) = RUNS[kp as usize][zeros as usize];
+                    let k = kp_after >> LS_GR;
+                    let rest = word << (zeros + 1);
+                    run += top(rest, k);
+                    let rest = rest << k;
+                    let negative = (rest >> 63) as u32;
+                    let rest = rest << 1;
+                    let ones = (!rest).leading_zeros();
+                    if ones <= MAX_FAST_ONES {
+                        let code = (ones << kr) + top(rest << (ones + 1), kr);
+                        bits.position += (zeros + 1 + k + 1 + ones + 1 + kr) as usize;
+                        krp = next_krp(krp, ones);
+                        kp = kp_after.saturating_sub(DN_GR);
+                        // `code` < 2^15 here: the magnitude fits.
+                        let value = with_sign(code + 1, negative);
+                        let zeros = (run as usize).min(output.len());
+                        output[..zeros].fill(0);
+                        output = &mut output[zeros..];
+                        let Some((first, rest)) = std::mem::take(&mut output).split_first_mut()
+                        else {
+                            break;
+                        };
+                        *first = value;
+                        output = rest;
+                        continue;
+                    }
+                }
+            }
+        }
+        // The slow path: one symbol read as IronRDP reads it.
+        if k != 0 {
+            let zeros = bits.skip_leading(false);
+            if bits.read(1).is_none() {
+                break;
+            }
+            let mut run = 0u32;
+            let mut k = k;
+            for _ in 0..zeros {
+                run = run.wrapping_add(1 << k);
+                kp = (kp + UP_GR).min(KP_MAX);
+                k = kp >> LS_GR;
+            }
+            let Some(low) = bits.read(k) else { break };
+            let run = run.wrapping_add(low);
+            let Some(sign) = bits.read(1) else { break };
+            let ones = bits.skip_leading(true);
+            if bits.read(1).is_none() {
+                break;
+            }
+            let Some(remainder) = bits.read(kr) else {
+                break;
+            };
+            let code = remainder.wrapping_add(wide_ones(ones).wrapping_shl(kr));
+            krp = next_krp(krp, wide_ones(ones));
+            kp = kp.saturating_sub(DN_GR);
+            let magnitude = i16::try_from(code.wrapping_add(1))
+                .map_err(|_| RlgrError::InvalidIntegralConversion("code remainder + 1"))?;
+            let zeros = (run as usize).min(output.len());
+            output[..zeros].fill(0);
+            output = &mut output[zeros..];
+            let Some((first, rest)) = std::mem::take(&mut output).split_first_mut() else {
+                break;
+            };
+            *first = if sign != 0 { -magnitude } else { magnitude };
+            output = rest;
+        } else {
+            let ones = bits.skip_leading(true);
+            if bits.read(1).is_none() {
+                break;
+            }
+            let Some(remainder) = bits.read(kr) else {
+                break;
+            };
+            let code = remainder.wrapping_add(wide_ones(ones).wrapping_shl(kr));
+            krp = next_krp(krp, wide_ones(ones));
+            if rlgr3 {
+                let n_index = 32 - code.leading_zeros();
+                let Some(first) = bits.read(n_index) else {
+                    break;
+                };
+                let second =
+                    code.checked_sub(first)
+                        .ok_or(RlgrError::InvalidIntegralConversion(
+                            "code remainder - val1",
+                        ))?;
+                if first != 0 && second != 0 {
+                    kp = kp.saturating_sub(2 * DQ_GR);
+                } else if first == 0 && second == 0 {
+                    kp = (kp + 2 * UQ_GR).min(KP_MAX);
+                }
+                for value in [first, second] {
+                    let value = rlgr3_value(value)?;
+                    let Some((first, rest)) = std::mem::take(&mut output).split_first_mut() else {
+                        break;
+                    };
+                    *first = value;
+                    output = rest;
+                }
+            } else {
+                let value = rlgr1_value(code, &mut kp)?;
+                let Some((first, rest)) = std::mem::take(&mut output).split_first_mut() else {
+                    break;
+                };
+                *first = value;
+                output = rest;
+            }
+        }
+    }
+    output.fill(0);
+    Ok(())
+}
+
+/// A prefix's count of ones as IronRDP takes it (`as u32`: a count past
+/// `u32::MAX` cannot occur, a tile's data being at most 64 KiB).
+fn wide_ones(ones: usize) -> u32 {
+    u32::try_from(ones).unwrap_or(u32::MAX)
+}
+
+/// A RLGR3 value's coefficient: even values are positive, odd ones negative.
+fn rlgr3_value(value: u32) -> Result<i16, RlgrError> {
+    if value & 1 != 0 {
+        i16::try_from(value.wrapping_add(1) >> 1)
+            .map(|magnitude| -magnitude)
+            .map_err(|_| RlgrError::InvalidIntegralConversion("(val + 1) >> 1"))
+    } else {
+        i16::try_from(value >> 1).map_err(|_| RlgrError::InvalidIntegralConversion("val >> 1"))
+    }
+}
+
+/// A RLGR1 code's coefficient, and the run parameter it moves.
+#[inline(always)]
+fn rlgr1_value(code: u32, kp: &mut u32) -> Result<i16, RlgrError> {
+    if code == 0 {
+        *kp = (*kp + UQ_GR).min(KP_MAX);
+        Ok(0)
+    } else {
+        *kp = kp.saturating_sub(DQ_GR);
+        if code & 1 != 0 {
+            i16::try_from(code.wrapping_add(1) >> 1)
+                .map(|magnitude| -magnitude)
+                .map_err(|_| RlgrError::InvalidIntegralConversion("(code remainder + 1) >> 1"))
+        } else {
+            i16::try_from(code >> 1)
+                .map_err(|_| RlgrError::InvalidIntegralConversion("code remainder >> 1"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ironrdp_graphics::rlgr as reference;
+
+    use super::*;
+    use crate::sample::Noise;
+
+    /// Both decoders on `data`: the same coefficients, or the same error.
+    fn agree(mode: EntropyAlgorithm, data: &[u8], len: usize) {
+        let (mut theirs, mut ours) = (vec![7i16; len], vec![7i16; len]);
+        let expected = reference::decode(mode, data, &mut theirs).map_err(|e| e.to_string());
+        let got = decode(mode, data, &mut ours).map_err(|e| e.to_string());
+        assert_eq!(got, expected, "{mode:?}, {} bytes: {data:02x?}", data.len());
+        if got.is_ok() {
+            assert!(
+                ours == theirs,
+                "{mode:?}, {} bytes: {data:02x?}",
+                data.len()
+            );
+        }
+    }
+
+    fn encode(mode: EntropyAlgorithm, plane: &[i16]) -> Vec<u8> {
+        let mut data = vec![0u8; plane.len() * 8];
+        let len = reference::encode(mode, plane, &mut data).expect("encodes");
+        data.truncate(len);
+        data
+    }
+
+    #[test]
+    fn coded_planes_sound_and_damaged_decode_as_ironrdp_decodes_them() {
+        let mut noise = Noise(0x0123_4567_89ab_cdef);
+        let (mut slow, mut fast, mut errors) = (0, 0, 0);
+        for round in 0..6000 {
+            let mode = if round % 3 == 0 {
+                EntropyAlgorithm::Rlgr1
+            } else {
+                EntropyAlgorithm::Rlgr3
+            };
+            // From nearly all zeros to dense, small values to the largest.
+            let density = noise.below(100) + 1;
+            let scale = 1i64 << noise.below(15);
+            let plane: Vec<i16> = (0..4096)
+                .map(|_| {
+                    if noise.below(100) < density {
+                        (noise.below(2 * scale as usize + 1) as i64 - scale) as i16
+                    } else {
+                        0
+                    }
+                })
+                .collect();
+            let mut data = encode(mode, &plane);
+            // Output shorter, as long, and longer than the data fills.
+            let len = [4096, 4096, noise.below(4200)][noise.below(3)];
+            agree(mode, &data, len);
+            // Long prefixes (large values) take the slow path mid-stream.
+            if scale >= 1 << 13 {
+                slow += 1;
+            } else {
+                fast += 1;
+            }
+            match noise.below(4) {
+                0 => {
+                    for _ in 0..=noise.below(8) {
+                        let at = noise.below(data.len());
+                        data[at] ^= 1 << noise.below(8);
+                    }
+                }
+                1 => data.truncate(noise.below(data.len()).max(1)),
+                2 => data.iter_mut().for_each(|b| *b = noise.byte()),
+                _ => {
+                    // A stretch of all ones or all zeros: the longest prefixes.
+                    let at = noise.below(data.len());
+                    let fill = [0u8, 0xff][noise.below(2)];
+                    data[at..]
+                        .iter_mut()
+                        .take(noise.below(64))
+                        .for_each(|b| *b = fill);
+                }
+            }
+            let mut theirs = vec![0i16; len];
+            errors += usize::from(reference::decode(mode, &data, &mut theirs).is_err());
+            agree(mode, &data, len);
+            let short: Vec<u8> = (0..noise.below(20) + 1).map(|_| noise.byte()).collect();
+            agree(mode, &short, 4096);
+        }
+        // Every kind of input came by.
+        assert!(
+            slow > 100 && fast > 100 && errors > 50,
+            "{slow} {fast} {errors}"
+        );
+        // And an empty component is IronRDP's error.
+        agree(EntropyAlgorithm::Rlgr3, &[], 4096);
+    }
+
+    #[test]
+    fn the_run_table_is_the_loop_it_replaces() {
+        for start in 0..=KP_MAX {
+            for zeros in 0..=MAX_FAST_ZEROS {
+                let (mut run, mut kp) = (0u32, start);
+                for _ in 0..zeros {
+                    run += 1 << (kp >> LS_GR);
+                    kp = (kp + UP_GR).min(KP_MAX);
+                }
+                assert_eq!(RUNS[start as usize][zeros as usize], (run, kp));
+            }
+        }
+    }
+}
