@@ -97,6 +97,9 @@ pub struct FrameDecoder {
     threads: usize,
     /// Threads the last frame was given (the tests look).
     last_threads: usize,
+    /// Whether the last frame's tiles went to `decode_each`'s callback as
+    /// their runs finished, rather than in order after (the tests look).
+    last_streamed: bool,
     /// The pixels of a frame's distinct tiles, when some repeat.
     unique: Vec<u8>,
 }
@@ -122,6 +125,7 @@ impl FrameDecoder {
             output: Vec::new(),
             threads,
             last_threads: 0,
+            last_streamed: false,
             unique: Vec::new(),
         }
     }
@@ -135,6 +139,41 @@ impl FrameDecoder {
         quants: &[Quant],
         entropy: EntropyAlgorithm,
     ) -> Result<&[u8], RfxDecodeError> {
+        self.decode_into(tiles, quants, entropy, None)?;
+        Ok(&self.output)
+    }
+
+    /// Decodes every tile and hands each one's RGBA (64 rows of 64 pixels)
+    /// to `each` with its index, as soon as its run of tiles is decoded:
+    /// a thread's tiles go to `each` (one call at a time, never two at once)
+    /// while the other threads decode theirs, so a caller copying tiles into
+    /// its framebuffer does it beside the decoding, from a warm cache,
+    /// not after it.
+    ///
+    /// Tiles reach `each` in index order when the order can matter: when two
+    /// tiles share a position (the later one wins, as drawn in order) or some
+    /// are coded alike. Otherwise in the order their runs finish. When a tile
+    /// fails, the frame fails, and tiles of other runs may already have been
+    /// handed over.
+    pub fn decode_each(
+        &mut self,
+        tiles: &[Tile<'_>],
+        quants: &[Quant],
+        entropy: EntropyAlgorithm,
+        mut each: impl FnMut(usize, &[u8]) + Send,
+    ) -> Result<(), RfxDecodeError> {
+        self.decode_into(tiles, quants, entropy, Some(&mut each))
+    }
+
+    /// [`decode`](Self::decode) into `self.output`, or
+    /// [`decode_each`](Self::decode_each) when `each` is given.
+    fn decode_into(
+        &mut self,
+        tiles: &[Tile<'_>],
+        quants: &[Quant],
+        entropy: EntropyAlgorithm,
+        each: Option<&mut Each<'_>>,
+    ) -> Result<(), RfxDecodeError> {
         if tiles.len() > MAX_BATCH_TILES {
             return Err(RfxDecodeError::TooManyTiles(tiles.len()));
         }
@@ -174,7 +213,8 @@ impl FrameDecoder {
             });
             source.push(index);
         }
-        // With no repeats the tiles decode straight into the answer.
+        // With no repeats the tiles decode straight into the answer (or to
+        // `each`, as their runs finish, when no two share a position).
         let repeats = unique.len() < tiles.len();
         let (to_decode, into) = if repeats {
             (unique.as_slice(), &mut self.unique)
@@ -182,6 +222,10 @@ impl FrameDecoder {
             (tiles, &mut self.output)
         };
         self.last_threads = threads_for(to_decode, self.threads);
+        let mut each = each;
+        let stream = each.is_some() && !repeats && distinct_positions(tiles);
+        self.last_streamed = stream;
+        let sink = each.as_deref_mut().filter(|_| stream).map(Mutex::new);
         decode_tiles(
             to_decode,
             quants,
@@ -189,16 +233,38 @@ impl FrameDecoder {
             self.last_threads,
             &mut self.scratch,
             into,
+            sink.as_ref(),
         )?;
-        if !repeats {
-            return Ok(&self.output);
+        match each {
+            // Every tile went to `each` as it was decoded.
+            Some(_) if stream => {}
+            // In order, from the decoded tiles.
+            Some(each) => {
+                for (i, index) in source.into_iter().enumerate() {
+                    let from = if repeats { &self.unique } else { &self.output };
+                    each(i, &from[index * TILE_RGBA_LEN..][..TILE_RGBA_LEN]);
+                }
+            }
+            None if repeats => {
+                self.output.resize(tiles.len() * TILE_RGBA_LEN, 0);
+                for (out, index) in self.output.chunks_exact_mut(TILE_RGBA_LEN).zip(source) {
+                    out.copy_from_slice(&self.unique[index * TILE_RGBA_LEN..][..TILE_RGBA_LEN]);
+                }
+            }
+            None => {}
         }
-        self.output.resize(tiles.len() * TILE_RGBA_LEN, 0);
-        for (out, index) in self.output.chunks_exact_mut(TILE_RGBA_LEN).zip(source) {
-            out.copy_from_slice(&self.unique[index * TILE_RGBA_LEN..][..TILE_RGBA_LEN]);
-        }
-        Ok(&self.output)
+        Ok(())
     }
+}
+
+/// What [`FrameDecoder::decode_each`] hands each decoded tile to.
+type Each<'a> = dyn FnMut(usize, &[u8]) + Send + 'a;
+
+/// Whether no two tiles share a position (so the order they are drawn in
+/// cannot matter).
+fn distinct_positions(tiles: &[Tile<'_>]) -> bool {
+    let mut seen = std::collections::HashSet::with_capacity(tiles.len());
+    tiles.iter().all(|tile| seen.insert((tile.x, tile.y)))
 }
 
 /// Earlier tiles of one summary a tile is compared with, at most.
@@ -253,7 +319,8 @@ fn threads_for(tiles: &[Tile<'_>], threads: usize) -> usize {
 }
 
 /// Decodes `tiles` into `output` (tile `i` at `i * TILE_RGBA_LEN`) on
-/// `threads` threads (at most one per scratch).
+/// `threads` threads (at most one per scratch), handing each run of tiles
+/// to `sink` (when given) as soon as it is decoded.
 fn decode_tiles(
     tiles: &[Tile<'_>],
     quants: &[Quant],
@@ -261,10 +328,32 @@ fn decode_tiles(
     threads: usize,
     scratch: &mut [Scratch],
     output: &mut Vec<u8>,
+    sink: Option<&Mutex<&mut Each<'_>>>,
 ) -> Result<(), RfxDecodeError> {
     output.resize(tiles.len() * TILE_RGBA_LEN, 0);
+    // Decodes run `index` and hands it over.
+    let run = |index: usize,
+               tiles: &[Tile<'_>],
+               output: &mut [u8],
+               scratch: &mut Scratch|
+     -> Result<(), RfxDecodeError> {
+        decode_run(tiles, quants, entropy, scratch, output)?;
+        if let Some(sink) = sink {
+            let mut each = sink.lock().unwrap_or_else(PoisonError::into_inner);
+            for (i, rgba) in output.chunks_exact(TILE_RGBA_LEN).enumerate() {
+                each(index * TILES_PER_JOB + i, rgba);
+            }
+        }
+        Ok(())
+    };
     if threads == 1 {
-        decode_run(tiles, quants, entropy, &mut scratch[0], &mut *output)?;
+        for (index, (tiles, output)) in tiles
+            .chunks(TILES_PER_JOB)
+            .zip(output.chunks_mut(TILES_PER_JOB * TILE_RGBA_LEN))
+            .enumerate()
+        {
+            run(index, tiles, output, &mut scratch[0])?;
+        }
         return Ok(());
     }
     // Small runs handed out in turn, so a thread the machine slows down
@@ -278,12 +367,13 @@ fn decode_tiles(
     let failed = AtomicBool::new(false);
     let work = |scratch: &mut Scratch| -> Result<(), RfxDecodeError> {
         while !failed.load(Ordering::Relaxed) {
-            let Some(job) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) else {
+            let index = next.fetch_add(1, Ordering::Relaxed);
+            let Some(job) = jobs.get(index) else {
                 break;
             };
             let taken = job.lock().unwrap_or_else(PoisonError::into_inner).take();
             if let Some((tiles, output)) = taken
-                && let Err(e) = decode_run(tiles, quants, entropy, scratch, output)
+                && let Err(e) = run(index, tiles, output, scratch)
             {
                 failed.store(true, Ordering::Relaxed);
                 return Err(e);
@@ -628,6 +718,62 @@ mod tests {
     }
 
     #[test]
+    fn the_baseline_and_the_avx2_variants_both_give_ironrdps_pixels() {
+        // `FrameDecoder` runs the variant this processor takes; here each is
+        // called directly, so the other is checked too.
+        let entropy = EntropyAlgorithm::Rlgr3;
+        let mut noise = Noise(0xba5e);
+        let mut encoded: Vec<_> = (0..24u16)
+            .map(|i| {
+                encode(
+                    &picture(u64::from(i) * 5 + 1),
+                    &QUANTS[usize::from(i % 2)],
+                    entropy,
+                )
+            })
+            .collect();
+        // And damaged ones: a result or an error, as IronRDP gives.
+        for data in encoded.iter_mut().skip(16) {
+            for component in data.iter_mut() {
+                let at = noise.below(component.len());
+                component[at] ^= 0x5a;
+            }
+        }
+        let mut variants: Vec<(&str, DecodeRun)> = vec![("baseline", decode_run_baseline)];
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2() {
+            variants.push(("avx2", decode_run));
+        } else {
+            eprintln!("this processor has no AVX2: only the baseline variant was checked");
+        }
+        for (i, data) in encoded.iter().enumerate() {
+            let tiles = [tile(0, (i % 2) as u8, data)];
+            let expected = reference(&tiles, entropy);
+            for (name, run) in &variants {
+                let mut scratch = Scratch::new();
+                let mut output = vec![0u8; TILE_RGBA_LEN];
+                let ours = run(&tiles, &QUANTS, entropy, &mut scratch, &mut output);
+                match (&expected, ours) {
+                    (Ok(expected), Ok(())) => assert!(output == *expected, "{name}, tile {i}"),
+                    (Err(_), Err(_)) => {}
+                    (expected, ours) => panic!(
+                        "{name}, tile {i}: IronRDP {:?}, ours {ours:?}",
+                        expected.as_ref().map(|_| "pixels")
+                    ),
+                }
+            }
+        }
+    }
+
+    type DecodeRun = fn(
+        &[Tile<'_>],
+        &[Quant],
+        EntropyAlgorithm,
+        &mut Scratch,
+        &mut [u8],
+    ) -> Result<(), RfxDecodeError>;
+
+    #[test]
     fn flat_tiles_take_the_short_way_to_ironrdps_pixels() {
         let entropy = EntropyAlgorithm::Rlgr3;
         // Solid pictures (every component flat) and black-on-white stripes
@@ -908,6 +1054,68 @@ mod tests {
             decoder.decode(&tiles, &QUANTS, entropy),
             Err(RfxDecodeError::Rlgr(_))
         ));
+    }
+
+    #[test]
+    fn each_tile_is_handed_over_once_with_its_pixels_and_in_order_when_order_matters() {
+        let entropy = EntropyAlgorithm::Rlgr3;
+        let encoded: Vec<_> = (0..96)
+            .map(|i| encode(&picture(3 * i + 2), &QUANTS[0], entropy))
+            .collect();
+        // 96 distinct tiles at distinct positions: handed over as runs finish.
+        let mut tiles: Vec<_> = encoded
+            .iter()
+            .enumerate()
+            .map(|(i, data)| tile(i as u16, 0, data))
+            .collect();
+        let handed = |decoder: &mut FrameDecoder, tiles: &[Tile<'_>]| {
+            let mut calls: Vec<(usize, Vec<u8>)> = Vec::new();
+            decoder
+                .decode_each(tiles, &QUANTS, entropy, |i, rgba| {
+                    calls.push((i, rgba.to_vec()))
+                })
+                .map(|()| calls)
+        };
+        let expected = reference(&tiles, entropy).expect("reference decodes");
+        let check = |calls: &[(usize, Vec<u8>)], expected: &[u8], count: usize| {
+            assert_eq!(calls.len(), count);
+            let mut seen = vec![false; count];
+            for (i, rgba) in calls {
+                assert!(!seen[*i], "tile {i} twice");
+                seen[*i] = true;
+                assert!(rgba.as_slice() == &expected[i * TILE_RGBA_LEN..][..TILE_RGBA_LEN]);
+            }
+        };
+        let mut decoder = FrameDecoder::with_threads(2);
+        let calls = handed(&mut decoder, &tiles).expect("decodes");
+        assert_eq!(decoder.last_threads, 2);
+        assert!(decoder.last_streamed);
+        check(&calls, &expected, tiles.len());
+        // Two tiles at one position: every tile in index order (the later drawn last).
+        tiles[50].x = 3;
+        let calls = handed(&mut decoder, &tiles).expect("decodes");
+        assert!(!decoder.last_streamed);
+        check(&calls, &expected, tiles.len());
+        assert!(calls.iter().map(|(i, _)| *i).eq(0..tiles.len()), "in order");
+        // Tiles coded alike: in order too, each with its (shared) pixels.
+        tiles[50].x = 50;
+        let alike: Vec<_> = (0..60)
+            .map(|i| tile(i, 0, &encoded[(i % 7) as usize]))
+            .collect();
+        let expected_alike = reference(&alike, entropy).expect("reference decodes");
+        let calls = handed(&mut decoder, &alike).expect("decodes");
+        assert!(!decoder.last_streamed);
+        check(&calls, &expected_alike, alike.len());
+        assert!(calls.iter().map(|(i, _)| *i).eq(0..alike.len()), "in order");
+        // A bad tile fails the frame; the next frame is whole again.
+        tiles[70].y_data = &[];
+        assert!(matches!(
+            handed(&mut decoder, &tiles),
+            Err(RfxDecodeError::Rlgr(_))
+        ));
+        tiles[70].y_data = &encoded[70][0];
+        let calls = handed(&mut decoder, &tiles).expect("decodes");
+        check(&calls, &expected, tiles.len());
     }
 
     #[test]

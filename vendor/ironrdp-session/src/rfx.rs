@@ -2,7 +2,7 @@ use core::cmp::min;
 
 use ironrdp_graphics::image_processing::PixelFormat;
 use ironrdp_graphics::rectangle_processing::Region;
-use ironrdp_graphics::rfx::{TILE_RGBA_LEN, TILE_SIZE};
+use ironrdp_graphics::rfx::TILE_SIZE;
 use portcullis_rfx::{FrameDecoder, MAX_BATCH_TILES};
 use ironrdp_pdu::codecs::rfx::{self, EntropyAlgorithm, RfxRectangle, Tile};
 use ironrdp_pdu::geometry::{InclusiveRectangle, Rectangle as _};
@@ -178,25 +178,30 @@ impl DecodingContext {
 
         let mut final_update_rectangle = clipping_rectangles.extents.clone();
 
-        // Portcullis: tiles decoded a batch at a time (on several cores), then
-        // applied one by one as before; a batch's pixels are bounded in size.
+        // Portcullis: tiles decoded a batch at a time (on several cores), each
+        // applied as IronRDP did as soon as its run of tiles is decoded, while
+        // other threads decode theirs; a batch's pixels are bounded in size.
         let rectangles: Vec<InclusiveRectangle> = tiles_to_rectangles(tile_set.tiles.as_slice(), destination).collect();
         for (tiles, rectangles) in tile_set
             .tiles
             .chunks(MAX_BATCH_TILES)
             .zip(rectangles.chunks(MAX_BATCH_TILES))
         {
-            let decoded = self
-                .frame_decoder
-                .decode(tiles, &tile_set.quants, entropy_algorithm)
+            let mut applied: SessionResult<()> = Ok(());
+            self.frame_decoder
+                .decode_each(tiles, &tile_set.quants, entropy_algorithm, |index, tile_output| {
+                    if applied.is_err() {
+                        return;
+                    }
+                    match image.apply_tile(tile_output, PixelFormat::RgbA32, &clipping_rectangles, &rectangles[index]) {
+                        Ok(current_update_rectangle) => {
+                            final_update_rectangle = final_update_rectangle.union(&current_update_rectangle);
+                        }
+                        Err(e) => applied = Err(e),
+                    }
+                })
                 .map_err(|e| custom_err!("decode_tile", e))?;
-
-            for (update_rectangle, tile_output) in rectangles.iter().zip(decoded.chunks_exact(TILE_RGBA_LEN)) {
-                let current_update_rectangle =
-                    image.apply_tile(tile_output, PixelFormat::RgbA32, &clipping_rectangles, update_rectangle)?;
-
-                final_update_rectangle = final_update_rectangle.union(&current_update_rectangle);
-            }
+            applied?;
         }
 
         Ok((frame_begin.index, final_update_rectangle))
