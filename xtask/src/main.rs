@@ -143,8 +143,17 @@ fn main() -> ExitCode {
     }
 }
 
+/// The workspace: the parent of xtask's folder, as `cargo run` names it to
+/// this process. The path compiled in is only a fallback: cargo counts an
+/// xtask built from an identical clone elsewhere (a target folder shared
+/// between clones, as CI may do) as up to date, and its compiled-in path
+/// names the other clone.
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .filter(|dir| dir.join("Cargo.toml").is_file())
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest
         .parent()
         .expect("xtask lives in the workspace")
         .to_path_buf()
