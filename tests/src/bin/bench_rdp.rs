@@ -7,7 +7,11 @@
 //! canvas buffer, the client pipeline's own time per frame (decode, encode,
 //! apply), bytes over the tunnel per frame, and the client's CPU beside
 //! FreeRDP's `xfreerdp` receiving the same animation through the same gateway.
-//! Prints a table and appends it to docs/BENCHMARKS.md. Needs root (the lab).
+//! Then, in this process on the quiet machine: RemoteFX decoding alone against
+//! IronRDP's decoder, and the client pipeline alone on a full HD frame of text
+//! beside FreeRDP's own decoder (libfreerdp2) on the same frame.
+//! Prints a table and appends it to docs/BENCHMARKS.md. Needs root (the lab);
+//! `bench-rdp --pipeline-only` runs the in-process part alone, without root.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -504,6 +508,9 @@ struct PipelineTimes {
     encode_ms: f64,
     apply_ms: f64,
     total_ms: f64,
+    /// FreeRDP's own decoder (libfreerdp2) on the same frame, into a framebuffer
+    /// of its own: `None` when the library is not there.
+    freerdp_decode_ms: Option<f64>,
 }
 
 /// The client pipeline alone, in this process: a 1920×1080 RemoteFX frame
@@ -551,8 +558,17 @@ fn time_pipeline(rounds: usize) -> PipelineTimes {
         height,
     };
     let (mut decode, mut encoding, mut apply, mut total) = (vec![], vec![], vec![], vec![]);
+    let mut freerdp = freerdp::Decoder::open(width, height);
+    let mut freerdp_times = Vec::new();
     for round in 0..rounds.max(1) {
         let bytes = if round == 0 { &first } else { &frame };
+        // FreeRDP's decoder first, in turn with ours, so a slow patch of the
+        // machine falls on both alike.
+        if let Some(freerdp) = freerdp.as_mut() {
+            let started = Instant::now();
+            assert!(freerdp.decode(bytes), "FreeRDP decodes the frame");
+            freerdp_times.push(started.elapsed());
+        }
         let started = Instant::now();
         context
             .decode(&mut image, &destination, &mut ReadCursor::new(bytes))
@@ -576,6 +592,20 @@ fn time_pipeline(rounds: usize) -> PipelineTimes {
     };
     assert!(close(canvas.pixel(x + 2, y + 2), sample::TEXT_INK), "ink");
     assert!(close(canvas.pixel(x + 2, 0), sample::TEXT_PAPER), "paper");
+    // FreeRDP drew the same page.
+    if let Some(freerdp) = &freerdp {
+        for (px, py) in [(x + 2, y + 2), (x + 2, 0), (width / 2, height / 2)] {
+            let ours = canvas.pixel(px, py).expect("inside");
+            let theirs = freerdp.pixel(px, py);
+            assert!(
+                ours[..3]
+                    .iter()
+                    .zip(&theirs[..3])
+                    .all(|(a, b)| a.abs_diff(*b) <= 4),
+                "({px}, {py}): ours {ours:?}, FreeRDP's {theirs:?}"
+            );
+        }
+    }
     let median = |mut samples: Vec<Duration>| {
         samples.sort();
         samples[samples.len() / 2].as_secs_f64() * 1000.0
@@ -585,6 +615,166 @@ fn time_pipeline(rounds: usize) -> PipelineTimes {
         encode_ms: median(encoding),
         apply_ms: median(apply),
         total_ms: median(total),
+        freerdp_decode_ms: freerdp.is_some().then(|| median(freerdp_times)),
+    }
+}
+
+/// FreeRDP's RemoteFX decoder from its shared library (libfreerdp2, installed
+/// with FreeRDP's shadow server and `xfreerdp`), loaded at run time: the
+/// decoder `xfreerdp` runs, C with SSE2 stages and a thread pool of one
+/// thread a core, timed on the same frames as ours.
+mod freerdp {
+    use std::ffi::{CStr, c_void};
+
+    /// FreeRDP's `REGION16`: extents (left, top, right, bottom) and a data pointer.
+    #[repr(C)]
+    struct Region16 {
+        extents: [u16; 4],
+        data: *mut c_void,
+    }
+
+    type ContextNew = unsafe extern "C" fn(encoder: i32) -> *mut c_void;
+    type ContextFree = unsafe extern "C" fn(context: *mut c_void);
+    type SetPixelFormat = unsafe extern "C" fn(context: *mut c_void, format: u32);
+    type ProcessMessage = unsafe extern "C" fn(
+        context: *mut c_void,
+        data: *const u8,
+        length: u32,
+        left: u32,
+        top: u32,
+        dst: *mut u8,
+        dst_format: u32,
+        dst_stride: u32,
+        dst_height: u32,
+        invalid: *mut Region16,
+    ) -> i32;
+    type RegionFn = unsafe extern "C" fn(region: *mut Region16);
+
+    /// `PIXEL_FORMAT_RGBA32`: 32 bits, type RGBA (3), 8 bits each of A, R, G, B.
+    const RGBA32: u32 = (32 << 24) | (3 << 16) | (8 << 12) | (8 << 8) | (8 << 4) | 8;
+
+    pub struct Decoder {
+        library: *mut c_void,
+        context: *mut c_void,
+        free: ContextFree,
+        process: ProcessMessage,
+        region_init: RegionFn,
+        region_uninit: RegionFn,
+        width: u16,
+        height: u16,
+        framebuffer: Vec<u8>,
+    }
+
+    impl Decoder {
+        /// A decoder drawing into a `width`×`height` RGBA framebuffer, or
+        /// `None` (said on standard error) when libfreerdp2 cannot be loaded.
+        #[allow(unsafe_code)]
+        pub fn open(width: u16, height: u16) -> Option<Self> {
+            let name = c"libfreerdp2.so.2";
+            // SAFETY: dlopen and dlsym take NUL-terminated names; each symbol is
+            // cast to the signature FreeRDP 2's headers give it (codec/rfx.h,
+            // codec/region.h), and the library stays open while the decoder lives.
+            unsafe {
+                let library = libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL);
+                if library.is_null() {
+                    eprintln!("bench-rdp: libfreerdp2 is not there; FreeRDP's decoder is left out");
+                    return None;
+                }
+                let symbol = |name: &CStr| {
+                    let found = libc::dlsym(library, name.as_ptr());
+                    (!found.is_null()).then_some(found)
+                };
+                let (
+                    Some(new),
+                    Some(free),
+                    Some(format),
+                    Some(process),
+                    Some(region_init),
+                    Some(region_uninit),
+                ) = (
+                    symbol(c"rfx_context_new"),
+                    symbol(c"rfx_context_free"),
+                    symbol(c"rfx_context_set_pixel_format"),
+                    symbol(c"rfx_process_message"),
+                    symbol(c"region16_init"),
+                    symbol(c"region16_uninit"),
+                )
+                else {
+                    eprintln!("bench-rdp: libfreerdp2 lacks the RemoteFX decoder's functions");
+                    libc::dlclose(library);
+                    return None;
+                };
+                let new: ContextNew = std::mem::transmute(new);
+                let context = new(0);
+                if context.is_null() {
+                    libc::dlclose(library);
+                    return None;
+                }
+                let format: SetPixelFormat = std::mem::transmute(format);
+                format(context, RGBA32);
+                Some(Self {
+                    library,
+                    context,
+                    free: std::mem::transmute::<*mut c_void, ContextFree>(free),
+                    process: std::mem::transmute::<*mut c_void, ProcessMessage>(process),
+                    region_init: std::mem::transmute::<*mut c_void, RegionFn>(region_init),
+                    region_uninit: std::mem::transmute::<*mut c_void, RegionFn>(region_uninit),
+                    width,
+                    height,
+                    framebuffer: vec![0; usize::from(width) * usize::from(height) * 4],
+                })
+            }
+        }
+
+        /// Decodes one RemoteFX message into the framebuffer; whether FreeRDP
+        /// took it.
+        #[allow(unsafe_code)]
+        pub fn decode(&mut self, message: &[u8]) -> bool {
+            let mut region = Region16 {
+                extents: [0; 4],
+                data: std::ptr::null_mut(),
+            };
+            // SAFETY: the context is live, the message and the framebuffer are
+            // valid for the lengths given (the framebuffer is width × height × 4
+            // bytes, the stride and height passed), and the region is
+            // initialized before and released after, as FreeRDP's callers do.
+            unsafe {
+                (self.region_init)(&mut region);
+                let ok = (self.process)(
+                    self.context,
+                    message.as_ptr(),
+                    u32::try_from(message.len()).expect("a message under 4 GiB"),
+                    0,
+                    0,
+                    self.framebuffer.as_mut_ptr(),
+                    RGBA32,
+                    u32::from(self.width) * 4,
+                    u32::from(self.height),
+                    &mut region,
+                );
+                (self.region_uninit)(&mut region);
+                ok != 0
+            }
+        }
+
+        /// `[r, g, b, a]` at a point of the framebuffer.
+        pub fn pixel(&self, x: u16, y: u16) -> [u8; 4] {
+            let at = (usize::from(y) * usize::from(self.width) + usize::from(x)) * 4;
+            let p = &self.framebuffer[at..at + 4];
+            [p[0], p[1], p[2], p[3]]
+        }
+    }
+
+    impl Drop for Decoder {
+        #[allow(unsafe_code)]
+        fn drop(&mut self) {
+            // SAFETY: the context came from this library's rfx_context_new and
+            // is freed once, before the library is closed.
+            unsafe {
+                (self.free)(self.context);
+                libc::dlclose(self.library);
+            }
+        }
     }
 }
 
@@ -600,14 +790,17 @@ fn main() {
         let pipeline = time_pipeline(40);
         let text = portcullis_rfx::sample::time_full_hd_text(40);
         println!(
-            "text frame: decode {:.2} ms (IronRDP {:.2}, 1 thread {:.2}); pipeline: decode {:.2} + encode {:.2} + apply {:.2} = {:.2} ms",
+            "text frame: decode {:.2} ms (IronRDP {:.2}, 1 thread {:.2}); pipeline: decode {:.2} + encode {:.2} + apply {:.2} = {:.2} ms; FreeRDP's decoder {}",
             text.all_cores_ms,
             text.ironrdp_ms,
             text.one_thread_ms,
             pipeline.decode_ms,
             pipeline.encode_ms,
             pipeline.apply_ms,
-            pipeline.total_ms
+            pipeline.total_ms,
+            pipeline
+                .freerdp_decode_ms
+                .map_or("n/a".into(), |ms| format!("{ms:.2} ms")),
         );
         return;
     }
@@ -696,11 +889,20 @@ fn main() {
         "\nThe client pipeline alone, on a quiet machine: one 1920×1080 frame of the text page \
          as a RemoteFX surface command, through the session's decoding context into its \
          framebuffer, encoded as the update the app's canvas takes, applied to a canvas buffer \
-         (median of 40; goal < 16 ms):\n\n\
-         | decode into the framebuffer | encode the update | apply to the canvas | whole pipeline |\n\
-         |---|---|---|---|\n\
-         | {:.2} ms | {:.2} ms | {:.2} ms | **{:.2} ms** |\n",
-        pipeline.decode_ms, pipeline.encode_ms, pipeline.apply_ms, pipeline.total_ms,
+         (median of 40; goal < 16 ms), beside FreeRDP's own decoder (libfreerdp2, the one \
+         `xfreerdp` runs: C, SSE2, a thread a core) decoding the same frame into its framebuffer, \
+         in turn with ours:\n\n\
+         | decode into the framebuffer | encode the update | apply to the canvas | whole pipeline | FreeRDP's decoder into its framebuffer (reference) |\n\
+         |---|---|---|---|---|\n\
+         | {:.2} ms | {:.2} ms | {:.2} ms | **{:.2} ms** | {} |\n",
+        pipeline.decode_ms,
+        pipeline.encode_ms,
+        pipeline.apply_ms,
+        pipeline.total_ms,
+        pipeline.freerdp_decode_ms.map_or("n/a".into(), |ms| format!(
+            "{ms:.2} ms (ours decodes in {:.2}× its time)",
+            pipeline.decode_ms / ms
+        )),
     ));
     print!("{table}");
     append_benchmark(&table);
