@@ -429,7 +429,7 @@ fn decode_run(
         #[allow(unsafe_code)]
         return unsafe { decode_run_avx2(tiles, quants, entropy, scratch, output) };
     }
-    decode_run_baseline(tiles, quants, entropy, scratch, output)
+    decode_tiles_in_turn(tiles, quants, entropy, scratch, output)
 }
 
 /// Whether this processor has what [`decode_run_avx2`] is compiled for.
@@ -453,18 +453,9 @@ fn decode_run_avx2(
     decode_tiles_in_turn(tiles, quants, entropy, scratch, output)
 }
 
-fn decode_run_baseline(
-    tiles: &[Tile<'_>],
-    quants: &[Quant],
-    entropy: EntropyAlgorithm,
-    scratch: &mut Scratch,
-    output: &mut [u8],
-) -> Result<(), RfxDecodeError> {
-    decode_tiles_in_turn(tiles, quants, entropy, scratch, output)
-}
-
-/// The body of both [`decode_run`] variants; inlined into each, so it is
-/// compiled for each one's instructions.
+/// The body of both [`decode_run`] variants: inlined into `decode_run_avx2`
+/// it is compiled for AVX2, and inlined into `decode_run` itself (the
+/// baseline) for any `x86_64`.
 #[inline(always)]
 fn decode_tiles_in_turn(
     tiles: &[Tile<'_>],
@@ -739,7 +730,7 @@ mod tests {
                 component[at] ^= 0x5a;
             }
         }
-        let mut variants: Vec<(&str, DecodeRun)> = vec![("baseline", decode_run_baseline)];
+        let mut variants: Vec<(&str, DecodeRun)> = vec![("baseline", decode_tiles_in_turn)];
         #[cfg(target_arch = "x86_64")]
         if has_avx2() {
             variants.push(("avx2", decode_run));

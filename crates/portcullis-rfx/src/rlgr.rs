@@ -71,6 +71,19 @@ impl Bits<'_> {
         Some(value)
     }
 
+    /// A Golomb-Rice code with `kr` low bits (ones, a zero, `kr` bits), and
+    /// the GR parameter `krp` moved by it; `None` when the input ends first.
+    fn read_gr(&mut self, kr: u32, krp: &mut u32) -> Option<u32> {
+        let ones = self.skip_leading(true);
+        self.read(1)?;
+        let remainder = self.read(kr)?;
+        // As IronRDP takes the count (`as u32`; it cannot pass `u32::MAX`,
+        // a tile's data being at most 64 KiB).
+        let ones = u32::try_from(ones).unwrap_or(u32::MAX);
+        *krp = next_krp(*krp, ones);
+        Some(remainder.wrapping_add(ones.wrapping_shl(kr)))
+    }
+
     /// Reads the bits equal to `value` up to the next other bit (left to be
     /// read) or the end of the input; how many there were.
     fn skip_leading(&mut self, value: bool) -> usize {
@@ -217,12 +230,7 @@ pub fn decode(
                         let zeros = (run as usize).min(output.len());
                         output[..zeros].fill(0);
                         output = &mut output[zeros..];
-                        let Some((first, rest)) = std::mem::take(&mut output).split_first_mut()
-                        else {
-                            break;
-                        };
-                        *first = value;
-                        output = rest;
+                        push(&mut output, value);
                         continue;
                     }
                 }
@@ -244,36 +252,22 @@ pub fn decode(
             let Some(low) = bits.read(k) else { break };
             let run = run.wrapping_add(low);
             let Some(sign) = bits.read(1) else { break };
-            let ones = bits.skip_leading(true);
-            if bits.read(1).is_none() {
-                break;
-            }
-            let Some(remainder) = bits.read(kr) else {
+            let Some(code) = bits.read_gr(kr, &mut krp) else {
                 break;
             };
-            let code = remainder.wrapping_add(wide_ones(ones).wrapping_shl(kr));
-            krp = next_krp(krp, wide_ones(ones));
             kp = kp.saturating_sub(DN_GR);
             let magnitude = i16::try_from(code.wrapping_add(1))
                 .map_err(|_| RlgrError::InvalidIntegralConversion("code remainder + 1"))?;
             let zeros = (run as usize).min(output.len());
             output[..zeros].fill(0);
             output = &mut output[zeros..];
-            let Some((first, rest)) = std::mem::take(&mut output).split_first_mut() else {
-                break;
-            };
-            *first = if sign != 0 { -magnitude } else { magnitude };
-            output = rest;
-        } else {
-            let ones = bits.skip_leading(true);
-            if bits.read(1).is_none() {
+            if !push(&mut output, if sign != 0 { -magnitude } else { magnitude }) {
                 break;
             }
-            let Some(remainder) = bits.read(kr) else {
+        } else {
+            let Some(code) = bits.read_gr(kr, &mut krp) else {
                 break;
             };
-            let code = remainder.wrapping_add(wide_ones(ones).wrapping_shl(kr));
-            krp = next_krp(krp, wide_ones(ones));
             if rlgr3 {
                 let n_index = 32 - code.leading_zeros();
                 let Some(first) = bits.read(n_index) else {
@@ -289,21 +283,16 @@ pub fn decode(
                 } else if first == 0 && second == 0 {
                     kp = (kp + 2 * UQ_GR).min(KP_MAX);
                 }
-                for value in [first, second] {
-                    let value = rlgr3_value(value)?;
-                    let Some((first, rest)) = std::mem::take(&mut output).split_first_mut() else {
-                        break;
-                    };
-                    *first = value;
-                    output = rest;
+                // The second is not written when the output is full (the
+                // loop then ends), but its error still counts.
+                if !push(&mut output, rlgr3_value(first)?) {
+                    break;
                 }
+                let second = rlgr3_value(second)?;
+                push(&mut output, second);
             } else {
                 let value = rlgr1_value(code, &mut kp)?;
-                let Some((first, rest)) = std::mem::take(&mut output).split_first_mut() else {
-                    break;
-                };
-                *first = value;
-                output = rest;
+                push(&mut output, value);
             }
         }
     }
@@ -311,10 +300,18 @@ pub fn decode(
     Ok(())
 }
 
-/// A prefix's count of ones as IronRDP takes it (`as u32`: a count past
-/// `u32::MAX` cannot occur, a tile's data being at most 64 KiB).
-fn wide_ones(ones: usize) -> u32 {
-    u32::try_from(ones).unwrap_or(u32::MAX)
+/// Writes `value` to the front of `output` and moves past it; `false` (and
+/// nothing written) when `output` is full.
+#[inline(always)]
+fn push(output: &mut &mut [i16], value: i16) -> bool {
+    match std::mem::take(output).split_first_mut() {
+        Some((first, rest)) => {
+            *first = value;
+            *output = rest;
+            true
+        }
+        None => false,
+    }
 }
 
 /// A RLGR3 value's coefficient: even values are positive, odd ones negative.
