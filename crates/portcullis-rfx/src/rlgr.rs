@@ -162,6 +162,10 @@ pub fn decode(
         return Err(RlgrError::EmptyTile);
     }
     let rlgr3 = matches!(mode, EntropyAlgorithm::Rlgr3);
+    // Zero first, in one vectorized pass: a run of zeros is then a step
+    // forward, not a `memset` call per run (hundreds a component), and what
+    // the data does not fill is already zero.
+    output.fill(0);
     let mut kp: u32 = 1 << LS_GR;
     let mut krp: u32 = 1 << LS_GR;
     let mut bits = Bits {
@@ -228,8 +232,7 @@ pub fn decode(
                         // `code` < 2^15 here: the magnitude fits.
                         let value = with_sign(code + 1, negative);
                         let zeros = (run as usize).min(output.len());
-                        output[..zeros].fill(0);
-                        output = &mut output[zeros..];
+                        output = &mut std::mem::take(&mut output)[zeros..];
                         push(&mut output, value);
                         continue;
                     }
@@ -259,8 +262,7 @@ pub fn decode(
             let magnitude = i16::try_from(code.wrapping_add(1))
                 .map_err(|_| RlgrError::InvalidIntegralConversion("code remainder + 1"))?;
             let zeros = (run as usize).min(output.len());
-            output[..zeros].fill(0);
-            output = &mut output[zeros..];
+            output = &mut std::mem::take(&mut output)[zeros..];
             if !push(&mut output, if sign != 0 { -magnitude } else { magnitude }) {
                 break;
             }
@@ -296,7 +298,6 @@ pub fn decode(
             }
         }
     }
-    output.fill(0);
     Ok(())
 }
 
