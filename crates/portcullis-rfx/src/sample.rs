@@ -205,6 +205,24 @@ pub fn encode_picture(
     encoded
 }
 
+/// Tiles of `encoded` (as [`encode_picture`] makes them) at their positions,
+/// all with quantization 0, borrowing the coded data.
+pub fn placed_tiles(encoded: &[PlacedTile]) -> Vec<Tile<'_>> {
+    encoded
+        .iter()
+        .map(|&((x, y), ref data)| Tile {
+            y_quant_index: 0,
+            cb_quant_index: 0,
+            cr_quant_index: 0,
+            x,
+            y,
+            y_data: &data[0],
+            cb_data: &data[1],
+            cr_data: &data[2],
+        })
+        .collect()
+}
+
 /// RemoteFX blocks as bytes, as they arrive in a surface command.
 pub fn stream(blocks: &[Block<'_>]) -> Vec<u8> {
     blocks
@@ -288,8 +306,7 @@ pub fn time_full_hd_text(rounds: usize) -> FrameTimes {
 
 fn time_frame(encoded: &[PlacedTile], rounds: usize) -> FrameTimes {
     let entropy = EntropyAlgorithm::Rlgr3;
-    let data: Vec<[Vec<u8>; 3]> = encoded.iter().map(|(_, data)| data.clone()).collect();
-    let tiles = tiles(&data, |i| encoded[i].0);
+    let tiles = placed_tiles(encoded);
     let quants = [QUANT];
     let median = |mut samples: Vec<Duration>| {
         samples.sort();
@@ -321,6 +338,10 @@ fn time_frame(encoded: &[PlacedTile], rounds: usize) -> FrameTimes {
         one_thread_ms: median(one),
         all_cores_ms: median(all),
         cores: parallel.threads,
-        bytes: data.iter().flatten().map(Vec::len).sum(),
+        bytes: encoded
+            .iter()
+            .flat_map(|(_, data)| data)
+            .map(Vec::len)
+            .sum(),
     }
 }

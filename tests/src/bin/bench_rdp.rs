@@ -531,8 +531,7 @@ fn time_pipeline(rounds: usize) -> PipelineTimes {
     let (width, height) = (1920u16, 1080u16);
     let page = sample::text_page(width, height, 0);
     let encoded = sample::encode_picture(&page, width, height, EntropyAlgorithm::Rlgr3);
-    let data: Vec<[Vec<u8>; 3]> = encoded.iter().map(|(_, data)| data.clone()).collect();
-    let tiles = sample::tiles(&data, |i| encoded[i].0);
+    let tiles = sample::placed_tiles(&encoded);
     let whole = RfxRectangle {
         x: 0,
         y: 0,
