@@ -90,9 +90,43 @@ impl Scratch {
     }
 }
 
+/// One thread's buffers: a tile's planes, and its pixels before they are
+/// drawn into a framebuffer.
+#[derive(Clone)]
+struct Worker {
+    scratch: Scratch,
+    tile: Vec<u8>,
+}
+
+impl Worker {
+    fn new() -> Self {
+        Self {
+            scratch: Scratch::new(),
+            tile: vec![0; TILE_RGBA_LEN],
+        }
+    }
+}
+
+/// An RGBA framebuffer that [`FrameDecoder::decode_to`] draws tiles into:
+/// rows of `width` pixels, 4 bytes each, one after another.
+pub struct Framebuffer<'a> {
+    pub data: &'a mut [u8],
+    pub width: usize,
+    pub height: usize,
+}
+
+/// A rectangle of pixels: columns `left..right`, rows `top..bottom`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PixelRect {
+    pub left: usize,
+    pub top: usize,
+    pub right: usize,
+    pub bottom: usize,
+}
+
 /// Decodes the tiles of RemoteFX frames; keeps its buffers between frames.
 pub struct FrameDecoder {
-    scratch: Vec<Scratch>,
+    workers: Vec<Worker>,
     output: Vec<u8>,
     threads: usize,
     /// Threads the last frame was given (the tests look).
@@ -100,6 +134,9 @@ pub struct FrameDecoder {
     /// Whether the last frame's tiles went to `decode_each`'s callback as
     /// their runs finished, rather than in order after (the tests look).
     last_streamed: bool,
+    /// Whether the last frame's tiles were drawn straight into the
+    /// framebuffer by the threads that decoded them (the tests look).
+    last_direct: bool,
     /// The pixels of a frame's distinct tiles, when some repeat.
     unique: Vec<u8>,
 }
@@ -121,11 +158,12 @@ impl FrameDecoder {
     pub fn with_threads(threads: usize) -> Self {
         let threads = threads.clamp(1, MAX_THREADS);
         Self {
-            scratch: vec![Scratch::new(); threads],
+            workers: vec![Worker::new(); threads],
             output: Vec::new(),
             threads,
             last_threads: 0,
             last_streamed: false,
+            last_direct: false,
             unique: Vec::new(),
         }
     }
@@ -165,6 +203,119 @@ impl FrameDecoder {
         self.decode_into(tiles, quants, entropy, Some(&mut each))
     }
 
+    /// Decodes every tile and draws it into `frame`: the pixel at column
+    /// `c`, row `r` of a tile at `(x, y)` (in tiles) lands at
+    /// `(origin.0 + 64 x + c, origin.1 + 64 y + r)` when that is inside the
+    /// framebuffer and inside one of `clip`'s rectangles. The result is
+    /// drawing the tiles in order, as IronRDP's session does tile by tile.
+    ///
+    /// When no two tiles share a position and none is coded like another
+    /// (a frame of detail: the costly kind), each thread draws the tiles it
+    /// decodes straight into its own part of the framebuffer (a band 64
+    /// rows high, up to 8 tiles wide): no copy waits for another, and no
+    /// frame-sized buffer is filled first. Otherwise the tiles are decoded
+    /// (a repeated one once) and drawn in order.
+    ///
+    /// The first tile that fails fails the frame; tiles of other bands may
+    /// already have been drawn. More than [`MAX_BATCH_TILES`] tiles are
+    /// refused.
+    pub fn decode_to(
+        &mut self,
+        tiles: &[Tile<'_>],
+        quants: &[Quant],
+        entropy: EntropyAlgorithm,
+        origin: (usize, usize),
+        clip: &[PixelRect],
+        frame: Framebuffer<'_>,
+    ) -> Result<(), RfxDecodeError> {
+        check(tiles, quants)?;
+        let width = frame.width;
+        let stride = width * 4;
+        // A buffer shorter than its size claims is drawn as far as it goes.
+        let height = frame
+            .height
+            .min(frame.data.len().checked_div(stride).unwrap_or(0));
+        let size = (width, height);
+        let corner = |tile: &Tile<'_>| {
+            (
+                origin.0 + TILE_SIZE * usize::from(tile.x),
+                origin.1 + TILE_SIZE * usize::from(tile.y),
+            )
+        };
+        let rows = frame.data[..stride * height].chunks_exact_mut(stride.max(1));
+        let (unique, _) = dedupe(tiles);
+        self.last_direct = unique.len() == tiles.len() && distinct_positions(tiles);
+        if !self.last_direct {
+            self.decode_into(tiles, quants, entropy, None)?;
+            let mut rows: Vec<&mut [u8]> = rows.collect();
+            for (tile, rgba) in tiles.iter().zip(self.output.chunks_exact(TILE_RGBA_LEN)) {
+                draw_tile(rgba, corner(tile), clip, size, &mut rows, (0, 0));
+            }
+            return Ok(());
+        }
+        // Bands of tiles (by their top), each band's tiles left to right,
+        // taken a few at a time; and each band's rows cut into the parts
+        // its jobs draw. The tiles are at distinct positions on a grid of
+        // 64, so no two jobs' parts overlap.
+        let mut order: Vec<usize> = (0..tiles.len()).collect();
+        order.sort_unstable_by_key(|&i| {
+            let (left, top) = corner(&tiles[i]);
+            (top, left)
+        });
+        let mut rows: Vec<Option<&mut [u8]>> = rows.map(Some).collect();
+        let mut jobs: Vec<DrawJob<'_>> = Vec::new();
+        for band in order.chunk_by(|&a, &b| corner(&tiles[a]).1 == corner(&tiles[b]).1) {
+            let first_job = jobs.len();
+            let top = corner(&tiles[band[0]]).1;
+            for group in band.chunks(TILES_PER_JOB) {
+                let left = corner(&tiles[group[0]]).0;
+                let last = corner(&tiles[group[group.len() - 1]]).0;
+                jobs.push(DrawJob {
+                    tiles: group.to_vec(),
+                    left,
+                    right: (last + TILE_SIZE).min(width),
+                    top,
+                    rows: Vec::new(),
+                });
+            }
+            let band_jobs = &mut jobs[first_job..];
+            for row in rows.iter_mut().skip(top).take(TILE_SIZE) {
+                let mut rest = row.take().expect("a row belongs to one band");
+                let mut at = 0;
+                for job in band_jobs.iter_mut().take_while(|job| job.left < width) {
+                    let (_, part) = std::mem::take(&mut rest).split_at_mut((job.left - at) * 4);
+                    let (part, after) = part.split_at_mut((job.right - job.left) * 4);
+                    job.rows.push(part);
+                    rest = after;
+                    at = job.right;
+                }
+            }
+        }
+        self.last_threads = threads_for(tiles, self.threads);
+        run_jobs(
+            jobs,
+            self.last_threads,
+            &mut self.workers,
+            |mut job, worker| {
+                for &i in &job.tiles {
+                    let tile = &tiles[i];
+                    decode_run(
+                        std::slice::from_ref(tile),
+                        quants,
+                        entropy,
+                        &mut worker.scratch,
+                        &mut worker.tile,
+                    )?;
+                    if !job.rows.is_empty() {
+                        let at = (job.left, job.top);
+                        draw_tile(&worker.tile, corner(tile), clip, size, &mut job.rows, at);
+                    }
+                }
+                Ok(())
+            },
+        )
+    }
+
     /// [`decode`](Self::decode) into `self.output`, or
     /// [`decode_each`](Self::decode_each) when `each` is given.
     fn decode_into(
@@ -174,45 +325,8 @@ impl FrameDecoder {
         entropy: EntropyAlgorithm,
         each: Option<&mut Each<'_>>,
     ) -> Result<(), RfxDecodeError> {
-        if tiles.len() > MAX_BATCH_TILES {
-            return Err(RfxDecodeError::TooManyTiles(tiles.len()));
-        }
-        // Quant indices are checked before any work, so no thread starts on a bad frame.
-        for tile in tiles {
-            for index in [tile.y_quant_index, tile.cb_quant_index, tile.cr_quant_index] {
-                if usize::from(index) >= quants.len() {
-                    return Err(RfxDecodeError::InvalidQuantIndex {
-                        index,
-                        table_len: quants.len(),
-                    });
-                }
-            }
-        }
-        // A tile coded exactly as an earlier one (same data, same quantization)
-        // decodes to the same pixels: it is decoded once and copied. Solid
-        // areas of a desktop send many such tiles. A tile is looked up by its
-        // summary (quantization, lengths, first bytes), then compared in full
-        // with at most a few earlier tiles of that summary: a server sending
-        // many tiles alike in their first bytes costs a few comparisons a
-        // tile, never one per earlier tile.
-        let mut seen: HashMap<TileSummary, Vec<usize>> = HashMap::with_capacity(tiles.len());
-        let mut unique: Vec<Tile<'_>> = Vec::with_capacity(tiles.len());
-        let mut source = Vec::with_capacity(tiles.len());
-        for tile in tiles {
-            let candidates = seen.entry(TileSummary::of(tile)).or_default();
-            let earlier = candidates
-                .iter()
-                .copied()
-                .find(|&index| same_coding(&unique[index], tile));
-            let index = earlier.unwrap_or_else(|| {
-                unique.push(tile.clone());
-                if candidates.len() < MAX_CANDIDATES {
-                    candidates.push(unique.len() - 1);
-                }
-                unique.len() - 1
-            });
-            source.push(index);
-        }
+        check(tiles, quants)?;
+        let (unique, source) = dedupe(tiles);
         // With no repeats the tiles decode straight into the answer (or to
         // `each`, as their runs finish, when no two share a position).
         let repeats = unique.len() < tiles.len();
@@ -231,7 +345,7 @@ impl FrameDecoder {
             quants,
             entropy,
             self.last_threads,
-            &mut self.scratch,
+            &mut self.workers,
             into,
             sink.as_ref(),
         )?;
@@ -255,6 +369,56 @@ impl FrameDecoder {
         }
         Ok(())
     }
+}
+
+/// Refuses more than [`MAX_BATCH_TILES`] tiles, and a quantization index
+/// past the table, before any work: no thread starts on a bad frame.
+fn check(tiles: &[Tile<'_>], quants: &[Quant]) -> Result<(), RfxDecodeError> {
+    if tiles.len() > MAX_BATCH_TILES {
+        return Err(RfxDecodeError::TooManyTiles(tiles.len()));
+    }
+    for tile in tiles {
+        for index in [tile.y_quant_index, tile.cb_quant_index, tile.cr_quant_index] {
+            if usize::from(index) >= quants.len() {
+                return Err(RfxDecodeError::InvalidQuantIndex {
+                    index,
+                    table_len: quants.len(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The distinct tiles of a frame, and for each tile the index of its
+/// distinct one.
+fn dedupe<'t>(tiles: &[Tile<'t>]) -> (Vec<Tile<'t>>, Vec<usize>) {
+    // A tile coded exactly as an earlier one (same data, same quantization)
+    // decodes to the same pixels: it is decoded once and copied. Solid
+    // areas of a desktop send many such tiles. A tile is looked up by its
+    // summary (quantization, lengths, first bytes), then compared in full
+    // with at most a few earlier tiles of that summary: a server sending
+    // many tiles alike in their first bytes costs a few comparisons a
+    // tile, never one per earlier tile.
+    let mut seen: HashMap<TileSummary, Vec<usize>> = HashMap::with_capacity(tiles.len());
+    let mut unique: Vec<Tile<'_>> = Vec::with_capacity(tiles.len());
+    let mut source = Vec::with_capacity(tiles.len());
+    for tile in tiles {
+        let candidates = seen.entry(TileSummary::of(tile)).or_default();
+        let earlier = candidates
+            .iter()
+            .copied()
+            .find(|&index| same_coding(&unique[index], tile));
+        let index = earlier.unwrap_or_else(|| {
+            unique.push(tile.clone());
+            if candidates.len() < MAX_CANDIDATES {
+                candidates.push(unique.len() - 1);
+            }
+            unique.len() - 1
+        });
+        source.push(index);
+    }
+    (unique, source)
 }
 
 /// What [`FrameDecoder::decode_each`] hands each decoded tile to.
@@ -319,61 +483,66 @@ fn threads_for(tiles: &[Tile<'_>], threads: usize) -> usize {
 }
 
 /// Decodes `tiles` into `output` (tile `i` at `i * TILE_RGBA_LEN`) on
-/// `threads` threads (at most one per scratch), handing each run of tiles
-/// to `sink` (when given) as soon as it is decoded.
+/// `threads` threads, handing each run of tiles to `sink` (when given) as
+/// soon as it is decoded.
 fn decode_tiles(
     tiles: &[Tile<'_>],
     quants: &[Quant],
     entropy: EntropyAlgorithm,
     threads: usize,
-    scratch: &mut [Scratch],
+    workers: &mut [Worker],
     output: &mut Vec<u8>,
     sink: Option<&Mutex<&mut Each<'_>>>,
 ) -> Result<(), RfxDecodeError> {
     output.resize(tiles.len() * TILE_RGBA_LEN, 0);
-    // Decodes run `index` and hands it over.
-    let run = |index: usize,
-               tiles: &[Tile<'_>],
-               output: &mut [u8],
-               scratch: &mut Scratch|
-     -> Result<(), RfxDecodeError> {
-        decode_run(tiles, quants, entropy, scratch, output)?;
-        if let Some(sink) = sink {
-            let mut each = sink.lock().unwrap_or_else(PoisonError::into_inner);
-            for (i, rgba) in output.chunks_exact(TILE_RGBA_LEN).enumerate() {
-                each(index * TILES_PER_JOB + i, rgba);
-            }
-        }
-        Ok(())
-    };
-    if threads == 1 {
-        for (index, (tiles, output)) in tiles
-            .chunks(TILES_PER_JOB)
-            .zip(output.chunks_mut(TILES_PER_JOB * TILE_RGBA_LEN))
-            .enumerate()
-        {
-            run(index, tiles, output, &mut scratch[0])?;
-        }
-        return Ok(());
-    }
-    // Small runs handed out in turn, so a thread the machine slows down
-    // (another program on its core) takes fewer of them.
-    let jobs: Vec<Mutex<Option<Job<'_, '_>>>> = tiles
+    let jobs = tiles
         .chunks(TILES_PER_JOB)
         .zip(output.chunks_mut(TILES_PER_JOB * TILE_RGBA_LEN))
-        .map(|job| Mutex::new(Some(job)))
+        .enumerate()
         .collect();
+    run_jobs(
+        jobs,
+        threads,
+        workers,
+        |(index, (tiles, output)): (usize, (&[Tile<'_>], &mut [u8])), worker| {
+            decode_run(tiles, quants, entropy, &mut worker.scratch, output)?;
+            if let Some(sink) = sink {
+                let mut each = sink.lock().unwrap_or_else(PoisonError::into_inner);
+                for (i, rgba) in output.chunks_exact(TILE_RGBA_LEN).enumerate() {
+                    each(index * TILES_PER_JOB + i, rgba);
+                }
+            }
+            Ok(())
+        },
+    )
+}
+
+/// Runs `jobs` on `threads` threads (at most one per worker; 1: on the
+/// caller's), each thread taking the next job until none is left or one has
+/// failed. Small jobs handed out in turn, so that a thread the machine slows
+/// down (another program on its core) takes fewer of them.
+fn run_jobs<J: Send>(
+    jobs: Vec<J>,
+    threads: usize,
+    workers: &mut [Worker],
+    work: impl Fn(J, &mut Worker) -> Result<(), RfxDecodeError> + Sync,
+) -> Result<(), RfxDecodeError> {
+    if threads <= 1 {
+        let worker = workers.first_mut().expect("at least one worker");
+        return jobs.into_iter().try_for_each(|job| work(job, worker));
+    }
+    let jobs: Vec<Mutex<Option<J>>> = jobs.into_iter().map(|job| Mutex::new(Some(job))).collect();
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
-    let work = |scratch: &mut Scratch| -> Result<(), RfxDecodeError> {
+    let take_jobs = |worker: &mut Worker| -> Result<(), RfxDecodeError> {
         while !failed.load(Ordering::Relaxed) {
             let index = next.fetch_add(1, Ordering::Relaxed);
             let Some(job) = jobs.get(index) else {
                 break;
             };
             let taken = job.lock().unwrap_or_else(PoisonError::into_inner).take();
-            if let Some((tiles, output)) = taken
-                && let Err(e) = run(index, tiles, output, scratch)
+            if let Some(job) = taken
+                && let Err(e) = work(job, worker)
             {
                 failed.store(true, Ordering::Relaxed);
                 return Err(e);
@@ -381,21 +550,21 @@ fn decode_tiles(
         }
         Ok(())
     };
-    let (own, others) = scratch.split_first_mut().expect("at least one scratch");
+    let (own, others) = workers.split_first_mut().expect("at least one worker");
     std::thread::scope(|scope| {
-        let work = &work;
+        let take_jobs = &take_jobs;
         // A thread the system cannot start leaves its share to the others.
         let helpers: Vec<_> = others
             .iter_mut()
             .take(threads - 1)
-            .map_while(|scratch| {
+            .map_while(|worker| {
                 std::thread::Builder::new()
                     .name("rfx-decode".into())
-                    .spawn_scoped(scope, move || work(scratch))
+                    .spawn_scoped(scope, move || take_jobs(worker))
                     .ok()
             })
             .collect();
-        let mut result = work(own);
+        let mut result = take_jobs(own);
         for helper in helpers {
             let outcome = helper
                 .join()
@@ -403,12 +572,54 @@ fn decode_tiles(
             result = result.and(outcome);
         }
         result
-    })?;
-    Ok(())
+    })
 }
 
-/// A run of tiles and where their pixels go.
-type Job<'t, 'o> = (&'t [Tile<'t>], &'o mut [u8]);
+/// Tiles one thread decodes and draws: up to [`TILES_PER_JOB`] tiles side by
+/// side in one band of 64 rows, and those rows of the framebuffer from the
+/// first tile's left edge to the last one's right edge (none when the tiles
+/// lie outside the framebuffer: they are decoded all the same, for their
+/// errors).
+struct DrawJob<'f> {
+    tiles: Vec<usize>,
+    left: usize,
+    right: usize,
+    top: usize,
+    rows: Vec<&'f mut [u8]>,
+}
+
+/// Copies the parts of a decoded tile (`rgba`, its top-left pixel at
+/// `at`) that lie inside the framebuffer (`width`×`height`) and inside one
+/// of `clip`'s rectangles into `rows`: framebuffer rows from `rows_top` on,
+/// each starting at column `rows_left`.
+fn draw_tile(
+    rgba: &[u8],
+    at: (usize, usize),
+    clip: &[PixelRect],
+    (width, height): (usize, usize),
+    rows: &mut [&mut [u8]],
+    (rows_left, rows_top): (usize, usize),
+) {
+    let (left, top) = at;
+    for rect in clip {
+        let (x0, x1) = (
+            left.max(rect.left),
+            (left + TILE_SIZE).min(rect.right).min(width),
+        );
+        let (y0, y1) = (
+            top.max(rect.top),
+            (top + TILE_SIZE).min(rect.bottom).min(height),
+        );
+        if x0 >= x1 {
+            continue;
+        }
+        for y in y0..y1 {
+            let source = ((y - top) * TILE_SIZE + (x0 - left)) * 4;
+            rows[y - rows_top][(x0 - rows_left) * 4..(x1 - rows_left) * 4]
+                .copy_from_slice(&rgba[source..source + (x1 - x0) * 4]);
+        }
+    }
+}
 
 /// Decodes a run of tiles, one after another, into `output`, with the
 /// vector instructions of the machine it runs on when they help: the same
@@ -1110,6 +1321,170 @@ mod tests {
         tiles[70].y_data = &encoded[70][0];
         let calls = handed(&mut decoder, &tiles).expect("decodes");
         check(&calls, &expected, tiles.len());
+    }
+
+    /// Draws tiles as IronRDP's session does: each decoded by IronRDP, in
+    /// order, pixel by pixel where the framebuffer and a clip rectangle
+    /// hold it.
+    fn reference_drawing(
+        tiles: &[Tile<'_>],
+        entropy: EntropyAlgorithm,
+        origin: (usize, usize),
+        clip: &[PixelRect],
+        (width, height): (usize, usize),
+        frame: &mut [u8],
+    ) -> Result<(), RfxDecodeError> {
+        let pixels = reference(tiles, entropy)?;
+        for (tile, rgba) in tiles.iter().zip(pixels.chunks_exact(TILE_RGBA_LEN)) {
+            for (i, pixel) in rgba.chunks_exact(4).enumerate() {
+                let x = origin.0 + TILE_SIZE * usize::from(tile.x) + i % TILE_SIZE;
+                let y = origin.1 + TILE_SIZE * usize::from(tile.y) + i / TILE_SIZE;
+                let inside = |r: &PixelRect| {
+                    (r.left..r.right).contains(&x) && (r.top..r.bottom).contains(&y)
+                };
+                if x < width && y < height && clip.iter().any(inside) {
+                    frame[(y * width + x) * 4..][..4].copy_from_slice(pixel);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn tiles_are_drawn_into_a_framebuffer_as_ironrdps_session_draws_them() {
+        let entropy = EntropyAlgorithm::Rlgr3;
+        let encoded: Vec<_> = (0..60)
+            .map(|i| encode(&picture(5 * i + 3), &QUANTS[(i % 2) as usize], entropy))
+            .collect();
+        // 60 tiles on a 10×6 grid, given in a scrambled order, drawn at an
+        // offset into a framebuffer that cuts the right and bottom ones
+        // (some wholly outside), through three clip rectangles.
+        let mut noise = Noise(0xf00d);
+        let mut cells: Vec<u16> = (0..60).collect();
+        for i in (1..cells.len()).rev() {
+            cells.swap(i, noise.below(i + 1));
+        }
+        let mut tiles: Vec<_> = cells
+            .iter()
+            .zip(&encoded)
+            .enumerate()
+            .map(|(i, (&cell, data))| Tile {
+                x: cell % 10,
+                y: cell / 10,
+                ..tile(0, (i % 2) as u8, data)
+            })
+            .collect();
+        let (width, height) = (500, 300);
+        let origin = (37, 21);
+        let clip = [
+            PixelRect {
+                left: 0,
+                top: 0,
+                right: 500,
+                bottom: 140,
+            },
+            PixelRect {
+                left: 60,
+                top: 140,
+                right: 410,
+                bottom: 280,
+            },
+            // Past the framebuffer's corner: cut to it.
+            PixelRect {
+                left: 420,
+                top: 250,
+                right: 900,
+                bottom: 900,
+            },
+        ];
+        let background: Vec<u8> = (0..width * height * 4)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        let drawn = |decoder: &mut FrameDecoder, tiles: &[Tile<'_>]| {
+            let mut frame = background.clone();
+            let buffer = Framebuffer {
+                data: &mut frame,
+                width,
+                height,
+            };
+            decoder
+                .decode_to(tiles, &QUANTS, entropy, origin, &clip, buffer)
+                .map(|()| frame)
+        };
+        let expected = |tiles: &[Tile<'_>]| {
+            let mut frame = background.clone();
+            reference_drawing(tiles, entropy, origin, &clip, (width, height), &mut frame)
+                .expect("the reference decodes");
+            frame
+        };
+        let whole = expected(&tiles);
+        assert!(whole != background, "something was drawn");
+        for threads in [1, 2] {
+            let mut decoder = FrameDecoder::with_threads(threads);
+            let ours = drawn(&mut decoder, &tiles).expect("decodes");
+            assert!(
+                decoder.last_direct,
+                "distinct tiles go straight to the framebuffer"
+            );
+            assert_eq!(decoder.last_threads, threads);
+            assert!(ours == whole, "{threads} threads");
+        }
+        let mut decoder = FrameDecoder::with_threads(2);
+        // Two tiles at one position: drawn in order, the later one on top.
+        tiles[31].x = tiles[12].x;
+        tiles[31].y = tiles[12].y;
+        let ours = drawn(&mut decoder, &tiles).expect("decodes");
+        assert!(!decoder.last_direct);
+        assert!(ours == expected(&tiles), "two at one position");
+        // Tiles coded alike: decoded once, drawn at each position.
+        let alike: Vec<_> = (0..40u16)
+            .map(|i| Tile {
+                x: i % 8,
+                y: i / 8,
+                ..tile(0, 0, &encoded[usize::from(i % 3) * 2])
+            })
+            .collect();
+        let ours = drawn(&mut decoder, &alike).expect("decodes");
+        assert!(!decoder.last_direct);
+        assert!(ours == expected(&alike), "tiles alike");
+        // A bad tile fails the frame, even one outside the framebuffer; the
+        // next frame is whole again.
+        tiles[31].x = 9;
+        tiles[31].y = 40;
+        tiles[44].cr_data = &[];
+        assert!(matches!(
+            drawn(&mut decoder, &tiles),
+            Err(RfxDecodeError::Rlgr(_))
+        ));
+        tiles[44].cr_data = &encoded[44][2];
+        tiles[31].cb_data = &[];
+        assert!(matches!(
+            drawn(&mut decoder, &tiles),
+            Err(RfxDecodeError::Rlgr(_))
+        ));
+        tiles[31].cb_data = &encoded[31][1];
+        let ours = drawn(&mut decoder, &tiles).expect("decodes");
+        assert!(decoder.last_direct);
+        assert!(ours == expected(&tiles));
+        // No framebuffer at all, and none of the tiles: nothing drawn, no error.
+        let buffer = Framebuffer {
+            data: &mut [],
+            width: 0,
+            height: 0,
+        };
+        decoder
+            .decode_to(&tiles, &QUANTS, entropy, origin, &clip, buffer)
+            .expect("decodes");
+        let mut frame = background.clone();
+        let buffer = Framebuffer {
+            data: &mut frame,
+            width,
+            height,
+        };
+        decoder
+            .decode_to(&[], &QUANTS, entropy, origin, &clip, buffer)
+            .expect("nothing to do");
+        assert!(frame == background);
     }
 
     #[test]

@@ -621,6 +621,39 @@ impl DecodedImage {
         Ok(update_rectangle)
     }
 
+    /// Portcullis: RemoteFX tiles drawn straight into the image (see
+    /// `rfx.rs`). `draw` is given the image's pixels when they are RGBA (the
+    /// tiles' format) and the clipping rectangles fit the image, with the
+    /// pointer taken off around it as `apply_tile` does around each tile; and
+    /// `None` (it must not draw) when the rectangles do not fit, where
+    /// `apply_tile` draws nothing. `None` back, and `draw` not called, when
+    /// the image is in another format: the caller applies each tile.
+    pub(crate) fn draw_rgba_tiles(
+        &mut self,
+        clipping_rectangles: &Region,
+        draw: impl FnOnce(Option<portcullis_rfx::Framebuffer<'_>>) -> SessionResult<()>,
+    ) -> Option<SessionResult<InclusiveRectangle>> {
+        if !self.pixel_format.eq_no_alpha(PixelFormat::RgbA32) {
+            return None;
+        }
+        if !self.rect_fits(&clipping_rectangles.extents) {
+            return Some(draw(None).map(|()| InclusiveRectangle::empty()));
+        }
+        let pointer_rendering_state = match self.pointer_rendering_begin(&clipping_rectangles.extents) {
+            Ok(state) => state,
+            Err(e) => return Some(Err(e)),
+        };
+        let frame = portcullis_rfx::Framebuffer {
+            data: &mut self.data,
+            width: usize::from(self.width),
+            height: usize::from(self.height),
+        };
+        let drawn = draw(Some(frame));
+        // The pointer goes back on whatever was drawn, a failed frame too.
+        let update_rectangle = self.pointer_rendering_end(pointer_rendering_state);
+        Some(drawn.and(update_rectangle))
+    }
+
     pub(crate) fn apply_rgb16_bitmap(
         &mut self,
         rgb16: &[u8],

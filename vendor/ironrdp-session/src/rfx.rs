@@ -3,7 +3,7 @@ use core::cmp::min;
 use ironrdp_graphics::image_processing::PixelFormat;
 use ironrdp_graphics::rectangle_processing::Region;
 use ironrdp_graphics::rfx::TILE_SIZE;
-use portcullis_rfx::{FrameDecoder, MAX_BATCH_TILES};
+use portcullis_rfx::{FrameDecoder, Framebuffer, MAX_BATCH_TILES, PixelRect};
 use ironrdp_pdu::codecs::rfx::{self, EntropyAlgorithm, RfxRectangle, Tile};
 use ironrdp_pdu::geometry::{InclusiveRectangle, Rectangle as _};
 use ironrdp_pdu::{Decode as _, ReadCursor, decode_cursor};
@@ -18,7 +18,8 @@ pub struct DecodingContext {
     context: rfx::ContextPdu,
     channels: rfx::ChannelsPdu,
     // Portcullis: a frame's tiles are decoded together (on several cores) by
-    // portcullis-rfx, then applied one by one as before.
+    // portcullis-rfx, and drawn straight into the image by the threads that
+    // decode them.
     frame_decoder: FrameDecoder,
     // Portcullis: the headers came before a deactivation-reactivation (see
     // `carry_over`); frames are sized by the new desktop until new ones come.
@@ -178,15 +179,42 @@ impl DecodingContext {
 
         let mut final_update_rectangle = clipping_rectangles.extents.clone();
 
-        // Portcullis: tiles decoded a batch at a time (on several cores), each
-        // applied as IronRDP did as soon as its run of tiles is decoded, while
-        // other threads decode theirs; a batch's pixels are bounded in size.
+        // Portcullis: tiles decoded a batch at a time (on several cores) and
+        // drawn straight into the image where it is RGBA, as the tiles are:
+        // the same pixels `apply_tile` copies, clipped alike (see
+        // `FrameDecoder::decode_to`). Elsewhere each decoded tile is applied
+        // as IronRDP did, as soon as its run of tiles is decoded. A batch's
+        // pixels are bounded in size.
+        let clip: Vec<PixelRect> = clipping_rectangles
+            .rectangles
+            .iter()
+            .map(|r| PixelRect {
+                left: usize::from(r.left),
+                top: usize::from(r.top),
+                right: usize::from(r.right) + 1,
+                bottom: usize::from(r.bottom) + 1,
+            })
+            .collect();
+        let origin = (usize::from(destination.left), usize::from(destination.top));
         let rectangles: Vec<InclusiveRectangle> = tiles_to_rectangles(tile_set.tiles.as_slice(), destination).collect();
         for (tiles, rectangles) in tile_set
             .tiles
             .chunks(MAX_BATCH_TILES)
             .zip(rectangles.chunks(MAX_BATCH_TILES))
         {
+            let frame_decoder = &mut self.frame_decoder;
+            let drawn = image.draw_rgba_tiles(&clipping_rectangles, |frame: Option<Framebuffer<'_>>| {
+                match frame {
+                    Some(frame) => frame_decoder.decode_to(tiles, &tile_set.quants, entropy_algorithm, origin, &clip, frame),
+                    // Outside the image: decoded all the same, for its errors.
+                    None => frame_decoder.decode_each(tiles, &tile_set.quants, entropy_algorithm, |_, _| {}),
+                }
+                .map_err(|e| custom_err!("decode_tile", e))
+            });
+            if let Some(drawn) = drawn {
+                final_update_rectangle = final_update_rectangle.union(&drawn?);
+                continue;
+            }
             let mut applied: SessionResult<()> = Ok(());
             self.frame_decoder
                 .decode_each(tiles, &tile_set.quants, entropy_algorithm, |index, tile_output| {

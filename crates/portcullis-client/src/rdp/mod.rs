@@ -14,6 +14,8 @@ mod clipboard;
 pub mod frame;
 pub mod keys;
 #[cfg(test)]
+mod rfx_drawing;
+#[cfg(test)]
 mod rfx_reactivation;
 #[cfg(test)]
 mod server_garbage;
