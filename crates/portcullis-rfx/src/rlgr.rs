@@ -117,9 +117,9 @@ fn next_krp(krp: u32, ones: u32) -> u32 {
 
 /// For a run-mode prefix of `zeros` zero bits (index 1, at most
 /// [`MAX_FAST_ZEROS`]) read at parameter `kp` (index 0): the zeros they
-/// stand for, and `kp` after them.
-static RUNS: [[(u32, u32); MAX_FAST_ZEROS as usize + 1]; KP_MAX as usize + 1] = {
-    let mut table = [[(0, 0); MAX_FAST_ZEROS as usize + 1]; KP_MAX as usize + 1];
+/// stand for (each `2^(kp >> 3)`, `kp` moving up by 4 after each).
+static RUNS: [[u32; MAX_FAST_ZEROS as usize + 1]; KP_MAX as usize + 1] = {
+    let mut table = [[0; MAX_FAST_ZEROS as usize + 1]; KP_MAX as usize + 1];
     let mut start = 0;
     while start <= KP_MAX as usize {
         let mut zeros = 0;
@@ -134,13 +134,21 @@ static RUNS: [[(u32, u32); MAX_FAST_ZEROS as usize + 1]; KP_MAX as usize + 1] = 
                 };
                 i += 1;
             }
-            table[start][zeros] = (run, kp);
+            table[start][zeros] = run;
             zeros += 1;
         }
         start += 1;
     }
     table
 };
+
+/// `kp` after a run-mode prefix of `zeros` zero bits: up by 4 for each, to
+/// at most [`KP_MAX`]. Computed, not looked up beside the run: the next
+/// symbol's position waits on it, and a load is the longer wait.
+#[inline(always)]
+fn kp_after_zeros(kp: u32, zeros: u32) -> u32 {
+    (kp + UP_GR * zeros).min(KP_MAX)
+}
 
 /// Where a component's decoding stands: the next bit to read, the adaptive
 /// parameters, the next coefficient to write.
@@ -251,7 +259,8 @@ fn fast_symbols<const RLGR3: bool>(tile: &[u8], output: &mut [i16], state: State
             if zeros > MAX_FAST_ZEROS || at >= len {
                 break;
             }
-            let (mut run, kp_after) = RUNS[kp as usize][zeros as usize];
+            let mut run = RUNS[kp as usize][zeros as usize];
+            let kp_after = kp_after_zeros(kp, zeros);
             let k = kp_after >> LS_GR;
             let rest = word << (zeros + 1);
             run += top(rest, k);
@@ -536,7 +545,7 @@ mod tests {
     }
 
     #[test]
-    fn the_run_table_is_the_loop_it_replaces() {
+    fn the_run_table_and_kp_after_a_run_are_the_loop_they_replace() {
         for start in 0..=KP_MAX {
             for zeros in 0..=MAX_FAST_ZEROS {
                 let (mut run, mut kp) = (0u32, start);
@@ -544,7 +553,8 @@ mod tests {
                     run += 1 << (kp >> LS_GR);
                     kp = (kp + UP_GR).min(KP_MAX);
                 }
-                assert_eq!(RUNS[start as usize][zeros as usize], (run, kp));
+                assert_eq!(RUNS[start as usize][zeros as usize], run);
+                assert_eq!(kp_after_zeros(start, zeros), kp);
             }
         }
     }
