@@ -248,12 +248,13 @@ impl FrameDecoder {
         let (unique, _) = dedupe(tiles);
         self.last_direct = unique.len() == tiles.len() && distinct_positions(tiles);
         if !self.last_direct {
-            self.decode_into(tiles, quants, entropy, None)?;
+            // In order, each tile from where its distinct one was decoded:
+            // no frame-sized copy first.
             let mut rows: Vec<&mut [u8]> = rows.collect();
-            for (tile, rgba) in tiles.iter().zip(self.output.chunks_exact(TILE_RGBA_LEN)) {
-                draw_tile(rgba, corner(tile), clip, size, &mut rows, (0, 0));
-            }
-            return Ok(());
+            let mut draw = |i: usize, rgba: &[u8]| {
+                draw_tile(rgba, corner(&tiles[i]), clip, size, &mut rows, (0, 0));
+            };
+            return self.decode_into(tiles, quants, entropy, Some(&mut draw));
         }
         // Bands of tiles (by their top), each band's tiles left to right,
         // taken a few at a time; and each band's rows cut into the parts
