@@ -273,9 +273,14 @@ async fn pump(desktop: &Desktop, frames: &Channel<InvokeResponseBody>) -> RdpEnd
         if let Some(end) = session.ended() {
             return end;
         }
-        if let Some(update) = session.take_update() {
-            if frames.send(InvokeResponseBody::Raw(update)).is_err() {
-                return RdpEnd::Closed;
+        let updates = session.take_updates();
+        if !updates.is_empty() {
+            // A big change comes in parts (bands of rows): each is a whole
+            // update for the canvas, sent in order.
+            for update in updates {
+                if frames.send(InvokeResponseBody::Raw(update)).is_err() {
+                    return RdpEnd::Closed;
+                }
             }
             last = tokio::time::Instant::now();
         }

@@ -523,8 +523,14 @@ mod xrdp {
             assert!(session.resize(1281, 720).await.unwrap(), "resize sent");
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {
-                while let Some(update) = session.take_update() {
-                    canvas.apply(&update).expect("well-formed update");
+                loop {
+                    let updates = session.take_updates();
+                    if updates.is_empty() {
+                        break;
+                    }
+                    for update in updates {
+                        canvas.apply(&update).expect("well-formed update");
+                    }
                 }
                 if (canvas.width, canvas.height) == (1280, 720)
                     && close_to(canvas.pixel(1250, 700), [0x2e, 0x8b, 0x57])

@@ -421,8 +421,14 @@ pub async fn watch_until(
 ) {
     let deadline = Instant::now() + patience;
     loop {
-        while let Some(update) = session.take_update() {
-            canvas.apply(&update).expect("well-formed update");
+        loop {
+            let updates = session.take_updates();
+            if updates.is_empty() {
+                break;
+            }
+            for update in updates {
+                canvas.apply(&update).expect("well-formed update");
+            }
         }
         if canvas.width > 0 && done(canvas) {
             return;

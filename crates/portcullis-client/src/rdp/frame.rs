@@ -68,6 +68,20 @@ impl Rect {
     }
 }
 
+impl Rect {
+    /// The part within rows `top..bottom` (possibly empty).
+    fn within_rows(&self, top: u16, bottom: u16) -> Rect {
+        let y = self.y.max(top);
+        let end = self.bottom().min(u32::from(bottom));
+        Rect {
+            x: self.x,
+            y,
+            width: self.width,
+            height: u16::try_from(end.saturating_sub(u32::from(y))).unwrap_or(0),
+        }
+    }
+}
+
 /// More rectangles than this in one update are merged into their bounding box.
 const MAX_RECTS: usize = 64;
 
@@ -168,6 +182,84 @@ pub fn encode(
     }
     out
 }
+
+/// [`encode`], cut into parts for a big change: each part a complete update
+/// of one band of the desktop's rows, the parts encoded at once on threads
+/// of their own, so that several cores copy a big change (a full HD frame is
+/// 8 MB), not one. Applied in order, the parts draw what one update would;
+/// the first carries `full`. A change under about half a million pixels, or
+/// a machine with one core, gives one part.
+pub fn encode_parts(
+    data: &[u8],
+    stride: usize,
+    width: u16,
+    height: u16,
+    rects: &[Rect],
+    full: bool,
+) -> Vec<Vec<u8>> {
+    let pixels: u64 = rects.iter().map(|r| r.clamp(width, height).area()).sum();
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let parts = usize::try_from(pixels / PIXELS_PER_PART)
+        .unwrap_or(MAX_PARTS)
+        .clamp(1, MAX_PARTS.min(cores));
+    if parts == 1 {
+        return vec![encode(data, stride, width, height, rects, full)];
+    }
+    // Bands of the rows the change spans; one a band's rectangles miss
+    // (a gap between them) is left out.
+    let rects: Vec<Rect> = rects
+        .iter()
+        .map(|r| r.clamp(width, height))
+        .filter(|r| !r.is_empty())
+        .collect();
+    let top = rects.iter().map(|r| u32::from(r.y)).min().unwrap_or(0);
+    let bottom = rects.iter().map(Rect::bottom).max().unwrap_or(0);
+    let row = |i: usize| {
+        let span = u64::from(bottom - top) * i as u64 / parts as u64;
+        u16::try_from(u64::from(top) + span).unwrap_or(height)
+    };
+    let bands: Vec<Vec<Rect>> = (0..parts)
+        .map(|i| {
+            rects
+                .iter()
+                .map(|r| r.within_rows(row(i), row(i + 1)))
+                .filter(|r| !r.is_empty())
+                .collect()
+        })
+        .enumerate()
+        .filter(|(i, band): &(usize, Vec<Rect>)| *i == 0 || !band.is_empty())
+        .map(|(_, band)| band)
+        .collect();
+    let encode_band = |i: usize| encode(data, stride, width, height, &bands[i], full && i == 0);
+    std::thread::scope(|scope| {
+        let encode_band = &encode_band;
+        // A thread the system cannot start leaves its band to this one.
+        let helpers: Vec<_> = (1..bands.len())
+            .map(|i| {
+                std::thread::Builder::new()
+                    .name("frame-encode".into())
+                    .spawn_scoped(scope, move || encode_band(i))
+                    .map_err(|_| i)
+            })
+            .collect();
+        let mut encoded = vec![encode_band(0)];
+        for helper in helpers {
+            encoded.push(match helper {
+                Ok(thread) => thread
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                Err(i) => encode_band(i),
+            });
+        }
+        encoded
+    })
+}
+
+/// Pixels of change a part of an update gets, at least (about a
+/// millisecond of copying; a thread costs tens of microseconds to start).
+const PIXELS_PER_PART: u64 = 512 * 1024;
+/// At most this many parts (and threads) for one update.
+const MAX_PARTS: usize = 4;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FrameError {
@@ -330,6 +422,74 @@ mod tests {
         );
         // Outside the damage the old pixels stay.
         assert_eq!(canvas.pixel(1, 0), Some([4, 5, 6, 255]));
+    }
+
+    #[test]
+    fn a_big_change_in_parts_draws_what_one_update_draws() {
+        // Three rectangles, one cut by the desktop's edge, over a million
+        // pixels: parts when the machine has cores to copy them.
+        let (width, height) = (1500u16, 1000u16);
+        let stride = usize::from(width) * 4 + 12;
+        let image: Vec<u8> = (0..stride * usize::from(height))
+            .map(|i| (i * 31 % 251) as u8)
+            .collect();
+        let rects = [
+            rect(0, 0, width, 700),
+            rect(10, 650, 1000, 300),
+            rect(1400, 900, 200, 200),
+        ];
+        let whole = encode(&image, stride, width, height, &rects, true);
+        let parts = encode_parts(&image, stride, width, height, &rects, true);
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        if cores > 1 {
+            assert!(parts.len() > 1, "{cores} cores, {} part", parts.len());
+        } else {
+            eprintln!("one core: the change stays one update, its parts go unchecked");
+            assert_eq!(parts.len(), 1);
+        }
+        // Only the first part is full.
+        assert!(
+            parts
+                .iter()
+                .enumerate()
+                .all(|(i, part)| part[1] == u8::from(i == 0))
+        );
+        let (mut one, mut several) = (Canvas::default(), Canvas::default());
+        one.apply(&whole).expect("the update applies");
+        for part in &parts {
+            several.apply(part).expect("each part applies");
+        }
+        assert_eq!((several.width, several.height), (width, height));
+        assert!(
+            several.rgba == one.rgba,
+            "the parts draw what one update draws"
+        );
+        assert!(
+            one.pixel(1450, 950).is_some_and(|p| p[3] == 0xff),
+            "drawn, opaque"
+        );
+        assert_eq!(one.pixel(5, 800), Some([0, 0, 0, 0]), "outside the change");
+        // A small change is one part.
+        let small = encode_parts(
+            &image,
+            stride,
+            width,
+            height,
+            &[rect(3, 4, 100, 100)],
+            false,
+        );
+        assert_eq!(small.len(), 1);
+        assert_eq!(
+            small[0],
+            encode(
+                &image,
+                stride,
+                width,
+                height,
+                &[rect(3, 4, 100, 100)],
+                false
+            )
+        );
     }
 
     #[test]

@@ -246,8 +246,9 @@ struct Screen {
 }
 
 impl Screen {
-    /// The whole desktop as one update; the damage so far is covered by it.
-    fn take_full(&mut self) -> Vec<u8> {
+    /// The whole desktop as an update (in parts when big, see
+    /// [`frame::encode_parts`]); the damage so far is covered by it.
+    fn take_full(&mut self) -> Vec<Vec<u8>> {
         self.full = false;
         self.damage.take();
         let all = Rect {
@@ -347,21 +348,24 @@ impl RdpSession {
         self.changed.notified().await
     }
 
-    /// The changes since the last call, encoded (see [`frame`]); `None` when nothing changed.
-    pub fn take_update(&self) -> Option<Vec<u8>> {
+    /// The changes since the last call, encoded (see [`frame`]): one update,
+    /// or for a big change its parts (each a complete update of a band of
+    /// rows, to be applied in order); none when nothing changed.
+    pub fn take_updates(&self) -> Vec<Vec<u8>> {
         let mut screen = lock(&self.screen);
         if screen.full {
-            return Some(screen.take_full());
+            return screen.take_full();
         }
         if screen.damage.is_empty() {
-            return None;
+            return Vec::new();
         }
         let rects = screen.damage.take();
-        Some(encode_rects(&screen.image, &rects, false))
+        encode_rects(&screen.image, &rects, false)
     }
 
-    /// The whole desktop as one update, for a view (re)attaching.
-    pub fn full_frame(&self) -> Vec<u8> {
+    /// The whole desktop as an update (in parts when big), for a view
+    /// (re)attaching.
+    pub fn full_frame(&self) -> Vec<Vec<u8>> {
         lock(&self.screen).take_full()
     }
 
@@ -445,8 +449,8 @@ impl RdpSession {
     }
 }
 
-fn encode_rects(image: &DecodedImage, rects: &[Rect], full: bool) -> Vec<u8> {
-    frame::encode(
+fn encode_rects(image: &DecodedImage, rects: &[Rect], full: bool) -> Vec<Vec<u8>> {
+    frame::encode_parts(
         image.data(),
         image.stride(),
         image.width(),
