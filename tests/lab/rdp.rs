@@ -376,8 +376,8 @@ mod xrdp {
     use portcullis_client::rdp::frame::Canvas;
     use portcullis_client::rdp::{RdpCredentials, RdpInput, RdpOptions, RdpTarget};
     use portcullis_lab::rdp::{
-        XRDP_PORT, close_to, connect_through_gateway, on_display, start_xrdp, typed_text, typing,
-        watch_until, xclip,
+        XRDP_PORT, apply_updates, close_to, connect_through_gateway, on_display, start_xrdp,
+        typed_text, typing, watch_until, xclip,
     };
     use portcullis_lab::*;
     use portcullis_proto::Secret;
@@ -523,15 +523,7 @@ mod xrdp {
             assert!(session.resize(1281, 720).await.unwrap(), "resize sent");
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {
-                loop {
-                    let updates = session.take_updates();
-                    if updates.is_empty() {
-                        break;
-                    }
-                    for update in updates {
-                        canvas.apply(&update).expect("well-formed update");
-                    }
-                }
+                apply_updates(&session, &mut canvas);
                 if (canvas.width, canvas.height) == (1280, 720)
                     && close_to(canvas.pixel(1250, 700), [0x2e, 0x8b, 0x57])
                 {

@@ -410,6 +410,20 @@ pub async fn connect_through_gateway(
     .await
 }
 
+/// Applies to `canvas` every update the session has (a big change comes in
+/// parts), until it has none.
+pub fn apply_updates(session: &RdpSession, canvas: &mut Canvas) {
+    loop {
+        let updates = session.take_updates();
+        if updates.is_empty() {
+            return;
+        }
+        for update in updates {
+            canvas.apply(&update).expect("well-formed update");
+        }
+    }
+}
+
 /// Applies the session's updates to `canvas` until `done` holds for it; panics
 /// when the session ends or `patience` runs out first.
 pub async fn watch_until(
@@ -421,15 +435,7 @@ pub async fn watch_until(
 ) {
     let deadline = Instant::now() + patience;
     loop {
-        loop {
-            let updates = session.take_updates();
-            if updates.is_empty() {
-                break;
-            }
-            for update in updates {
-                canvas.apply(&update).expect("well-formed update");
-            }
-        }
+        apply_updates(session, canvas);
         if canvas.width > 0 && done(canvas) {
             return;
         }
