@@ -179,7 +179,8 @@ impl FrameDecoder {
         quants: &[Quant],
         entropy: EntropyAlgorithm,
     ) -> Result<&[u8], RfxDecodeError> {
-        self.decode_into(tiles, quants, entropy, None)?;
+        let distinct = checked_and_deduped(tiles, quants)?;
+        self.decode_into(tiles, distinct, quants, entropy, None)?;
         Ok(&self.output)
     }
 
@@ -202,7 +203,8 @@ impl FrameDecoder {
         entropy: EntropyAlgorithm,
         mut each: impl FnMut(usize, &[u8]) + Send,
     ) -> Result<(), RfxDecodeError> {
-        self.decode_into(tiles, quants, entropy, Some(&mut each))
+        let distinct = checked_and_deduped(tiles, quants)?;
+        self.decode_into(tiles, distinct, quants, entropy, Some(&mut each))
     }
 
     /// Decodes every tile and draws it into `frame`: the pixel at column
@@ -230,7 +232,7 @@ impl FrameDecoder {
         clip: &[PixelRect],
         frame: Framebuffer<'_>,
     ) -> Result<(), RfxDecodeError> {
-        check(tiles, quants)?;
+        let distinct = checked_and_deduped(tiles, quants)?;
         let width = frame.width;
         let stride = width * 4;
         // A buffer shorter than its size claims is drawn as far as it goes.
@@ -245,8 +247,7 @@ impl FrameDecoder {
             )
         };
         let rows = frame.data[..stride * height].chunks_exact_mut(stride.max(1));
-        let (unique, _) = dedupe(tiles);
-        self.last_direct = unique.len() == tiles.len() && distinct_positions(tiles);
+        self.last_direct = distinct.0.len() == tiles.len() && distinct_positions(tiles);
         if !self.last_direct {
             // In order, each tile from where its distinct one was decoded:
             // no frame-sized copy first.
@@ -254,7 +255,7 @@ impl FrameDecoder {
             let mut draw = |i: usize, rgba: &[u8]| {
                 draw_tile(rgba, corner(&tiles[i]), clip, size, &mut rows, (0, 0));
             };
-            return self.decode_into(tiles, quants, entropy, Some(&mut draw));
+            return self.decode_into(tiles, distinct, quants, entropy, Some(&mut draw));
         }
         // Bands of tiles (by their top), each band's tiles left to right,
         // taken a few at a time; and each band's rows cut into the parts
@@ -320,16 +321,16 @@ impl FrameDecoder {
     }
 
     /// [`decode`](Self::decode) into `self.output`, or
-    /// [`decode_each`](Self::decode_each) when `each` is given.
-    fn decode_into(
+    /// [`decode_each`](Self::decode_each) when `each` is given; `distinct`
+    /// is what [`checked_and_deduped`] gave for `tiles`.
+    fn decode_into<'t>(
         &mut self,
-        tiles: &[Tile<'_>],
+        tiles: &[Tile<'t>],
+        (unique, source): Deduped<'t>,
         quants: &[Quant],
         entropy: EntropyAlgorithm,
         each: Option<&mut Each<'_>>,
     ) -> Result<(), RfxDecodeError> {
-        check(tiles, quants)?;
-        let (unique, source) = dedupe(tiles);
         // With no repeats the tiles decode straight into the answer (or to
         // `each`, as their runs finish, when no two share a position).
         let repeats = unique.len() < tiles.len();
@@ -374,6 +375,18 @@ impl FrameDecoder {
     }
 }
 
+/// A frame's distinct tiles, and for each tile the index of its distinct one.
+type Deduped<'t> = (Vec<Tile<'t>>, Vec<usize>);
+
+/// [`check`], then [`dedupe`]: what every way of decoding a frame starts with.
+fn checked_and_deduped<'t>(
+    tiles: &[Tile<'t>],
+    quants: &[Quant],
+) -> Result<Deduped<'t>, RfxDecodeError> {
+    check(tiles, quants)?;
+    Ok(dedupe(tiles))
+}
+
 /// Refuses more than [`MAX_BATCH_TILES`] tiles, and a quantization index
 /// past the table, before any work: no thread starts on a bad frame.
 fn check(tiles: &[Tile<'_>], quants: &[Quant]) -> Result<(), RfxDecodeError> {
@@ -395,7 +408,7 @@ fn check(tiles: &[Tile<'_>], quants: &[Quant]) -> Result<(), RfxDecodeError> {
 
 /// The distinct tiles of a frame, and for each tile the index of its
 /// distinct one.
-fn dedupe<'t>(tiles: &[Tile<'t>]) -> (Vec<Tile<'t>>, Vec<usize>) {
+fn dedupe<'t>(tiles: &[Tile<'t>]) -> Deduped<'t> {
     // A tile coded exactly as an earlier one (same data, same quantization)
     // decodes to the same pixels: it is decoded once and copied. Solid
     // areas of a desktop send many such tiles. A tile is looked up by its

@@ -196,12 +196,7 @@ impl DecodingContext {
             })
             .collect();
         let origin = (usize::from(destination.left), usize::from(destination.top));
-        let rectangles: Vec<InclusiveRectangle> = tiles_to_rectangles(tile_set.tiles.as_slice(), destination).collect();
-        for (tiles, rectangles) in tile_set
-            .tiles
-            .chunks(MAX_BATCH_TILES)
-            .zip(rectangles.chunks(MAX_BATCH_TILES))
-        {
+        for tiles in tile_set.tiles.chunks(MAX_BATCH_TILES) {
             let frame_decoder = &mut self.frame_decoder;
             let drawn = image.draw_rgba_tiles(&clipping_rectangles, |frame: Option<Framebuffer<'_>>| {
                 match frame {
@@ -215,6 +210,7 @@ impl DecodingContext {
                 final_update_rectangle = final_update_rectangle.union(&drawn?);
                 continue;
             }
+            let rectangles: Vec<InclusiveRectangle> = tiles_to_rectangles(tiles, destination).collect();
             let mut applied: SessionResult<()> = Ok(());
             self.frame_decoder
                 .decode_each(tiles, &tile_set.quants, entropy_algorithm, |index, tile_output| {

@@ -205,8 +205,7 @@ pub fn encode_parts(
     if parts == 1 {
         return vec![encode(data, stride, width, height, rects, full)];
     }
-    // Bands of the rows the change spans; one a band's rectangles miss
-    // (a gap between them) is left out.
+    // Bands of the rows the change spans.
     let rects: Vec<Rect> = rects
         .iter()
         .map(|r| r.clamp(width, height))
@@ -218,17 +217,17 @@ pub fn encode_parts(
         let span = u64::from(bottom - top) * i as u64 / parts as u64;
         u16::try_from(u64::from(top) + span).unwrap_or(height)
     };
-    let bands: Vec<Vec<Rect>> = (0..parts)
-        .map(|i| {
-            rects
-                .iter()
-                .map(|r| r.within_rows(row(i), row(i + 1)))
-                .filter(|r| !r.is_empty())
-                .collect()
-        })
-        .enumerate()
-        .filter(|(i, band): &(usize, Vec<Rect>)| *i == 0 || !band.is_empty())
-        .map(|(_, band)| band)
+    let band = |i: usize| -> Vec<Rect> {
+        rects
+            .iter()
+            .map(|r| r.within_rows(row(i), row(i + 1)))
+            .filter(|r| !r.is_empty())
+            .collect()
+    };
+    // The first band always (it carries `full`); a later one only when the
+    // rectangles reach into it (not a gap between them).
+    let bands: Vec<Vec<Rect>> = std::iter::once(band(0))
+        .chain((1..parts).map(band).filter(|band| !band.is_empty()))
         .collect();
     let encode_band = |i: usize| encode(data, stride, width, height, &bands[i], full && i == 0);
     std::thread::scope(|scope| {
