@@ -22,6 +22,9 @@
 use ironrdp_graphics::rlgr::RlgrError;
 use ironrdp_pdu::codecs::rfx::EntropyAlgorithm;
 
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod lanes;
+
 const KP_MAX: u32 = 80;
 const LS_GR: u32 = 3;
 const UP_GR: u32 = 4;
@@ -30,12 +33,20 @@ const UQ_GR: u32 = 3;
 const DQ_GR: u32 = 3;
 
 /// Longest unary prefix (of ones) a fast symbol may have, and of zeros
-/// before a run ([`MAX_FAST_ZEROS`]). With them the longest fast symbol
-/// (zeros, 1, k ≤ 10 bits, sign, ones, 0, kr ≤ 10 bits; or ones, 0, kr bits,
-/// and a value of at most 14 bits) is 44 bits, inside the 57 a window
-/// always holds.
-const MAX_FAST_ONES: u32 = 14;
-const MAX_FAST_ZEROS: u32 = 7;
+/// before a run ([`MAX_FAST_ZEROS`]). With at most 30 ones and kr ≤ 10, a
+/// code is below 2^15 - 1024: every value made from it fits an `i16`, so the
+/// fast path has none of IronRDP's conversion errors. A Golomb-Rice mode
+/// symbol (ones, 0, kr bits, and in RLGR3 a value of at most 15 bits) is
+/// then at most 56 bits, inside the [`WINDOW_BITS`] a window always holds;
+/// a run-length mode one (zeros, 1, k ≤ 10 bits, sign, ones, 0, kr bits) can
+/// be longer, so its length is checked. Long prefixes are common: ones
+/// before the large values of the LL3 band, zeros for the empty
+/// high-frequency bands of a flat area.
+const MAX_FAST_ONES: u32 = 30;
+const MAX_FAST_ZEROS: u32 = 31;
+/// Bits a window always holds (64 less the position's bit in its byte).
+const WINDOW_BITS: u32 = 57;
+const _: () = assert!(MAX_FAST_ONES + 1 + 10 + 15 <= WINDOW_BITS);
 
 /// The input and the position of the next bit to read (from the first
 /// byte's high bit).
@@ -142,6 +153,21 @@ static RUNS: [[u32; MAX_FAST_ZEROS as usize + 1]; KP_MAX as usize + 1] = {
     table
 };
 
+/// What [`RUNS`] holds, computed (the lanes compute it: a table lookup is a
+/// gather there). Parameter `kp` is `4q + r` with `r < 4`, so the i-th zero
+/// stands for `2^((q + i) >> 1)` zeros until `q + i` reaches 20 (`kp` 80),
+/// and `2^10` after. With `T(m)`, the sum of `2^(j >> 1)` for `j < m`, equal
+/// to `(2 + m % 2) << (m >> 1)` less 2, the run is `T(d) - T(q)` plus
+/// `2^10` for each zero past `d = min(q + zeros, 20)`.
+#[cfg(test)]
+fn run_of_zeros(kp: u32, zeros: u32) -> u32 {
+    let q = kp >> 2;
+    let capped = q + zeros;
+    let d = capped.min(KP_MAX / UP_GR);
+    let sum_to = |m: u32| (2 + (m & 1)) << (m >> 1);
+    sum_to(d) - sum_to(q) + ((capped - d) << (KP_MAX >> LS_GR))
+}
+
 /// `kp` after a run-mode prefix of `zeros` zero bits: up by 4 for each, to
 /// at most [`KP_MAX`]. Computed, not looked up beside the run: the next
 /// symbol's position waits on it, and a load is the longer wait.
@@ -165,6 +191,16 @@ struct State {
     at: usize,
 }
 
+impl State {
+    /// Where every component starts.
+    const START: Self = Self {
+        position: 0,
+        kp: 1 << LS_GR,
+        krp: 1 << LS_GR,
+        at: 0,
+    };
+}
+
 /// Decodes `tile` (one component's RLGR data) into `output`; what the data
 /// does not fill is zero. The same result as `ironrdp_graphics::rlgr::decode`.
 #[inline(always)]
@@ -177,13 +213,19 @@ pub fn decode(mode: EntropyAlgorithm, tile: &[u8], output: &mut [i16]) -> Result
     // the data does not fill is already zero.
     output.fill(0);
     let rlgr3 = matches!(mode, EntropyAlgorithm::Rlgr3);
+    decode_from(rlgr3, tile, output, State::START)
+}
+
+/// Decodes the rest of a component from `state` on (`output` zero from
+/// `state.at` on).
+#[inline(always)]
+fn decode_from(
+    rlgr3: bool,
+    tile: &[u8],
+    output: &mut [i16],
+    mut state: State,
+) -> Result<(), RlgrError> {
     let end = tile.len() * 8;
-    let mut state = State {
-        position: 0,
-        kp: 1 << LS_GR,
-        krp: 1 << LS_GR,
-        at: 0,
-    };
     loop {
         if state.position >= end || state.at >= output.len() {
             return Ok(());
@@ -217,7 +259,7 @@ fn fast_symbols<const RLGR3: bool>(tile: &[u8], output: &mut [i16], state: State
         let kr = krp >> LS_GR;
         if kp >> LS_GR == 0 {
             // Golomb-Rice mode: ones, a zero, kr bits. With at most
-            // MAX_FAST_ONES ones and kr ≤ 10, the code is below 2^14.
+            // MAX_FAST_ONES ones and kr ≤ 10, the code is below 2^15.
             let ones = (!word).leading_zeros();
             if ones > MAX_FAST_ONES || at + 2 > len {
                 break;
@@ -271,9 +313,13 @@ fn fast_symbols<const RLGR3: bool>(tile: &[u8], output: &mut [i16], state: State
             if ones > MAX_FAST_ONES {
                 break;
             }
-            // Below 2^14, as above: the magnitude fits.
+            let length = zeros + 1 + k + 1 + ones + 1 + kr;
+            if length > WINDOW_BITS {
+                break;
+            }
+            // Below 2^15 - 1024, as above: the magnitude fits.
             let code = (ones << kr) + top(rest << (ones + 1), kr);
-            position += (zeros + 1 + k + 1 + ones + 1 + kr) as usize;
+            position += length as usize;
             krp = next_krp(krp, ones);
             kp = kp_after.saturating_sub(DN_GR);
             // The zeros are there already; a run past the end ends the
@@ -450,7 +496,7 @@ fn rlgr1_value(code: u32, kp: &mut u32) -> Result<i16, RlgrError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use ironrdp_graphics::rlgr as reference;
 
     use super::*;
@@ -471,11 +517,52 @@ mod tests {
         }
     }
 
-    fn encode(mode: EntropyAlgorithm, plane: &[i16]) -> Vec<u8> {
+    pub(super) fn encode(mode: EntropyAlgorithm, plane: &[i16]) -> Vec<u8> {
         let mut data = vec![0u8; plane.len() * 8];
         let len = reference::encode(mode, plane, &mut data).expect("encodes");
         data.truncate(len);
         data
+    }
+
+    /// A plane coded in `mode`: from nearly all zeros to dense, small
+    /// values to the largest; whether its values are large enough for long
+    /// prefixes (the slow path mid-stream).
+    pub(super) fn coded_plane(noise: &mut Noise, mode: EntropyAlgorithm) -> (Vec<u8>, bool) {
+        let density = noise.below(100) + 1;
+        let scale = 1i64 << noise.below(15);
+        let plane: Vec<i16> = (0..4096)
+            .map(|_| {
+                if noise.below(100) < density {
+                    (noise.below(2 * scale as usize + 1) as i64 - scale) as i16
+                } else {
+                    0
+                }
+            })
+            .collect();
+        (encode(mode, &plane), scale >= 1 << 13)
+    }
+
+    /// `data` damaged one of four ways: flipped bits, cut short, random
+    /// bytes, or a stretch of all ones or all zeros (the longest prefixes).
+    pub(super) fn damage(noise: &mut Noise, data: &mut Vec<u8>) {
+        match noise.below(4) {
+            0 => {
+                for _ in 0..=noise.below(8) {
+                    let at = noise.below(data.len());
+                    data[at] ^= 1 << noise.below(8);
+                }
+            }
+            1 => data.truncate(noise.below(data.len()).max(1)),
+            2 => data.iter_mut().for_each(|b| *b = noise.byte()),
+            _ => {
+                let at = noise.below(data.len());
+                let fill = [0u8, 0xff][noise.below(2)];
+                data[at..]
+                    .iter_mut()
+                    .take(noise.below(64))
+                    .for_each(|b| *b = fill);
+            }
+        }
     }
 
     #[test]
@@ -488,47 +575,16 @@ mod tests {
             } else {
                 EntropyAlgorithm::Rlgr3
             };
-            // From nearly all zeros to dense, small values to the largest.
-            let density = noise.below(100) + 1;
-            let scale = 1i64 << noise.below(15);
-            let plane: Vec<i16> = (0..4096)
-                .map(|_| {
-                    if noise.below(100) < density {
-                        (noise.below(2 * scale as usize + 1) as i64 - scale) as i16
-                    } else {
-                        0
-                    }
-                })
-                .collect();
-            let mut data = encode(mode, &plane);
+            let (mut data, large) = coded_plane(&mut noise, mode);
             // Output shorter, as long, and longer than the data fills.
             let len = [4096, 4096, noise.below(4200)][noise.below(3)];
             agree(mode, &data, len);
-            // Long prefixes (large values) take the slow path mid-stream.
-            if scale >= 1 << 13 {
+            if large {
                 slow += 1;
             } else {
                 fast += 1;
             }
-            match noise.below(4) {
-                0 => {
-                    for _ in 0..=noise.below(8) {
-                        let at = noise.below(data.len());
-                        data[at] ^= 1 << noise.below(8);
-                    }
-                }
-                1 => data.truncate(noise.below(data.len()).max(1)),
-                2 => data.iter_mut().for_each(|b| *b = noise.byte()),
-                _ => {
-                    // A stretch of all ones or all zeros: the longest prefixes.
-                    let at = noise.below(data.len());
-                    let fill = [0u8, 0xff][noise.below(2)];
-                    data[at..]
-                        .iter_mut()
-                        .take(noise.below(64))
-                        .for_each(|b| *b = fill);
-                }
-            }
+            damage(&mut noise, &mut data);
             let mut theirs = vec![0i16; len];
             errors += usize::from(reference::decode(mode, &data, &mut theirs).is_err());
             agree(mode, &data, len);
@@ -545,7 +601,7 @@ mod tests {
     }
 
     #[test]
-    fn the_run_table_and_kp_after_a_run_are_the_loop_they_replace() {
+    fn the_run_table_its_formula_and_kp_after_a_run_are_the_loop_they_replace() {
         for start in 0..=KP_MAX {
             for zeros in 0..=MAX_FAST_ZEROS {
                 let (mut run, mut kp) = (0u32, start);
@@ -554,6 +610,7 @@ mod tests {
                     kp = (kp + UP_GR).min(KP_MAX);
                 }
                 assert_eq!(RUNS[start as usize][zeros as usize], run);
+                assert_eq!(run_of_zeros(start, zeros), run);
                 assert_eq!(kp_after_zeros(start, zeros), kp);
             }
         }
