@@ -108,19 +108,19 @@ impl Scratch {
     }
 }
 
-/// One thread's buffers: a tile's planes, and its pixels before they are
-/// drawn into a framebuffer.
+/// One thread's buffers: a tile's planes, and the pixels of a run of tiles
+/// before they are drawn into a framebuffer.
 #[derive(Clone)]
 struct Worker {
     scratch: Scratch,
-    tile: Vec<u8>,
+    tiles: Vec<u8>,
 }
 
 impl Worker {
     fn new() -> Self {
         Self {
             scratch: Scratch::new(),
-            tile: vec![0; TILE_RGBA_LEN],
+            tiles: Vec::new(),
         }
     }
 }
@@ -232,12 +232,13 @@ impl FrameDecoder {
     /// When no two tiles share a position and none is coded like another
     /// (a frame of detail: the costly kind), each thread draws the tiles it
     /// decodes straight into its own part of the framebuffer (a band 64
-    /// rows high, up to 8 tiles wide): no copy waits for another, and no
-    /// frame-sized buffer is filled first. Otherwise the tiles are decoded
-    /// (a repeated one once) and drawn in order.
+    /// rows high, up to 8 tiles wide, decoded together, then drawn): no copy
+    /// waits for another, and no frame-sized buffer is filled first.
+    /// Otherwise the tiles are decoded (a repeated one once) and drawn in
+    /// order.
     ///
-    /// The first tile that fails fails the frame; tiles of other bands may
-    /// already have been drawn. More than [`MAX_BATCH_TILES`] tiles are
+    /// The first tile that fails fails the frame; other tiles may already
+    /// have been drawn. More than [`MAX_BATCH_TILES`] tiles are
     /// refused.
     pub fn decode_to(
         &mut self,
@@ -317,18 +318,21 @@ impl FrameDecoder {
             self.last_threads,
             &mut self.workers,
             |mut job, worker| {
-                for &i in &job.tiles {
-                    let tile = &tiles[i];
-                    decode_run(
-                        std::slice::from_ref(tile),
-                        quants,
-                        entropy,
-                        &mut worker.scratch,
-                        &mut worker.tile,
-                    )?;
-                    if !job.rows.is_empty() {
-                        let at = (job.left, job.top);
-                        draw_tile(&worker.tile, corner(tile), clip, size, &mut job.rows, at);
+                // The job's tiles decoded together (with AVX-512 their
+                // components are entropy-decoded side by side), then drawn.
+                let run: Vec<Tile<'_>> = job.tiles.iter().map(|&i| tiles[i].clone()).collect();
+                worker.tiles.resize(run.len() * TILE_RGBA_LEN, 0);
+                decode_run(
+                    &run,
+                    quants,
+                    entropy,
+                    &mut worker.scratch,
+                    &mut worker.tiles,
+                )?;
+                if !job.rows.is_empty() {
+                    let at = (job.left, job.top);
+                    for (tile, rgba) in run.iter().zip(worker.tiles.chunks_exact(TILE_RGBA_LEN)) {
+                        draw_tile(rgba, corner(tile), clip, size, &mut job.rows, at);
                     }
                 }
                 Ok(())
