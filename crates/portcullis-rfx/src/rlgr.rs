@@ -565,6 +565,27 @@ pub(crate) mod tests {
         }
     }
 
+    /// Bits in runs of ones and zeros, of 1 to 40 or of 1 to 3: long
+    /// unary prefixes next to each other and to mixed bits, so that symbols
+    /// longer than a window come by (a run of zeros at a large `k`, then
+    /// many ones at a large `kr`, then `kr` bits of both kinds).
+    pub(super) fn bursts(noise: &mut Noise, len: usize) -> Vec<u8> {
+        let mut data = vec![0u8; len];
+        let (mut at, mut bit) = (0, noise.below(2) == 1);
+        while at < len * 8 {
+            let longest = [3, 40][noise.below(2)];
+            let run = noise.below(longest) + 1;
+            for i in at..(at + run).min(len * 8) {
+                if bit {
+                    data[i / 8] |= 0x80 >> (i % 8);
+                }
+            }
+            at += run;
+            bit = !bit;
+        }
+        data
+    }
+
     #[test]
     fn coded_planes_sound_and_damaged_decode_as_ironrdp_decodes_them() {
         let mut noise = Noise(0x0123_4567_89ab_cdef);
@@ -590,6 +611,7 @@ pub(crate) mod tests {
             agree(mode, &data, len);
             let short: Vec<u8> = (0..noise.below(20) + 1).map(|_| noise.byte()).collect();
             agree(mode, &short, 4096);
+            agree(mode, &bursts(&mut noise, 200), 4096);
         }
         // Every kind of input came by.
         assert!(

@@ -26,12 +26,11 @@
 use std::arch::x86_64::{
     __m512i, _mm_set_epi8, _mm512_add_epi64, _mm512_and_si512, _mm512_broadcast_i32x4,
     _mm512_cmpeq_epi64_mask, _mm512_cmpgt_epu64_mask, _mm512_cmplt_epu64_mask,
-    _mm512_cmpneq_epi64_mask, _mm512_cvtepi64_epi32, _mm512_i64gather_epi64, _mm512_loadu_si512,
-    _mm512_lzcnt_epi64, _mm512_mask_blend_epi64, _mm512_mask_i64scatter_epi32,
-    _mm512_maskz_mov_epi64, _mm512_min_epu64, _mm512_or_si512, _mm512_set1_epi64,
-    _mm512_shuffle_epi8, _mm512_slli_epi64, _mm512_sllv_epi64, _mm512_srli_epi64,
-    _mm512_srlv_epi64, _mm512_storeu_si512, _mm512_sub_epi64, _mm512_ternarylogic_epi64,
-    _mm512_xor_si512,
+    _mm512_cvtepi64_epi32, _mm512_i64gather_epi64, _mm512_loadu_si512, _mm512_lzcnt_epi64,
+    _mm512_mask_blend_epi64, _mm512_mask_i64scatter_epi32, _mm512_maskz_mov_epi64,
+    _mm512_min_epu64, _mm512_or_si512, _mm512_set1_epi64, _mm512_shuffle_epi8, _mm512_slli_epi64,
+    _mm512_sllv_epi64, _mm512_srli_epi64, _mm512_srlv_epi64, _mm512_storeu_si512, _mm512_sub_epi64,
+    _mm512_ternarylogic_epi64, _mm512_test_epi64_mask, _mm512_testn_epi64_mask, _mm512_xor_si512,
 };
 
 use ironrdp_graphics::rlgr::RlgrError;
@@ -383,26 +382,44 @@ fn step<const RLGR3: bool>(
         _mm512_and_si512(position, splat(7)),
     );
     let kr = _mm512_srli_epi64::<{ LS_GR }>(krp);
-    let golomb = _mm512_cmpeq_epi64_mask(_mm512_srli_epi64::<{ LS_GR }>(kp), zero());
+    let golomb = _mm512_cmplt_epu64_mask(kp, splat(1 << LS_GR));
 
-    // Golomb-Rice mode: ones, a zero, kr bits (and in RLGR3 a first value
-    // in as many bits as that code has).
-    let g_ones = _mm512_lzcnt_epi64(not(window));
-    let rest = _mm512_sllv_epi64(window, inc(g_ones));
-    let code = _mm512_add_epi64(_mm512_sllv_epi64(g_ones, kr), top(rest, kr));
+    // Both modes end in a Golomb-Rice code (ones, a zero, kr bits), read
+    // once for both. In run-length mode it comes after zeros (each a run of
+    // 2^k), a one, k bits more of run and a sign.
+    let zeros = _mm512_lzcnt_epi64(window);
+    let kp_after = _mm512_min_epu64(
+        _mm512_add_epi64(kp, _mm512_slli_epi64::<2>(zeros)),
+        splat(u64::from(KP_MAX)),
+    );
+    let k = _mm512_srli_epi64::<{ LS_GR }>(kp_after);
+    // `x << (n + 1)` as `(x << 1) << n`: a shift by 64 or more is 0 either way.
+    let rest = _mm512_sllv_epi64(_mm512_slli_epi64::<1>(window), zeros);
+    let run = _mm512_add_epi64(run_of_zeros(kp, zeros), top(rest, k));
+    let rest = _mm512_sllv_epi64(rest, k);
+    let negative = _mm512_srli_epi64::<63>(rest);
+    let code_start = _mm512_mask_blend_epi64(golomb, _mm512_slli_epi64::<1>(rest), window);
+    let ones = _mm512_lzcnt_epi64(not(code_start));
+    let rest = _mm512_sllv_epi64(_mm512_slli_epi64::<1>(code_start), ones);
+    let code = _mm512_add_epi64(_mm512_sllv_epi64(ones, kr), top(rest, kr));
     let rest = _mm512_sllv_epi64(rest, kr);
-    let mut g_fail = _mm512_cmpgt_epu64_mask(g_ones, splat(u64::from(MAX_FAST_ONES)));
+    let code_length = _mm512_add_epi64(_mm512_add_epi64(ones, kr), splat(1));
+    let krp_after = next_krp(krp, ones);
+    let ones_fail = _mm512_cmpgt_epu64_mask(ones, splat(u64::from(MAX_FAST_ONES)));
+
+    // Golomb-Rice mode: the code is the value (RLGR1), or the sum of two
+    // values, the first in as many bits as the sum has (RLGR3).
     let (g_length, g_kp, g_pair, g_step);
+    let mut g_fail = ones_fail;
     if RLGR3 {
-        let n_index = _mm512_sub_epi64(splat(64), _mm512_lzcnt_epi64(code));
-        let first = top(rest, n_index);
+        // `top(rest, 64 - lz)`, the first value's bits, is `rest >> lz`.
+        let lz = _mm512_lzcnt_epi64(code);
+        let first = _mm512_srlv_epi64(rest, lz);
         let second = _mm512_sub_epi64(code, first);
         g_fail |= _mm512_cmpgt_epu64_mask(first, code);
-        g_length = _mm512_add_epi64(_mm512_add_epi64(inc(g_ones), kr), n_index);
-        let zeros =
-            _mm512_cmpeq_epi64_mask(first, zero()) & _mm512_cmpeq_epi64_mask(second, zero());
-        let both =
-            _mm512_cmpneq_epi64_mask(first, zero()) & _mm512_cmpneq_epi64_mask(second, zero());
+        g_length = _mm512_sub_epi64(_mm512_add_epi64(code_length, splat(64)), lz);
+        let zeros = _mm512_testn_epi64_mask(first, first) & _mm512_testn_epi64_mask(second, second);
+        let both = _mm512_test_epi64_mask(first, first) & _mm512_test_epi64_mask(second, second);
         let up = _mm512_min_epu64(
             _mm512_add_epi64(kp, splat(u64::from(2 * UQ_GR))),
             splat(u64::from(KP_MAX)),
@@ -418,8 +435,8 @@ fn step<const RLGR3: bool>(
         // into the padding.
         g_step = _mm512_min_epu64(splat(2), _mm512_sub_epi64(at_end, at));
     } else {
-        g_length = _mm512_add_epi64(inc(g_ones), kr);
-        let nothing = _mm512_cmpeq_epi64_mask(code, zero());
+        g_length = code_length;
+        let nothing = _mm512_testn_epi64_mask(code, code);
         let up = _mm512_min_epu64(
             _mm512_add_epi64(kp, splat(u64::from(UQ_GR))),
             splat(u64::from(KP_MAX)),
@@ -428,43 +445,28 @@ fn step<const RLGR3: bool>(
         g_pair = coefficient(code);
         g_step = splat(1);
     }
-    let g_krp = next_krp(krp, g_ones);
 
-    // Run-length mode: zeros (each a run of 2^k), a one, k bits more of
-    // run, a sign, and a Golomb-Rice coded magnitude.
-    let zeros = _mm512_lzcnt_epi64(window);
-    let kp_after = _mm512_min_epu64(
-        _mm512_add_epi64(kp, _mm512_slli_epi64::<2>(zeros)),
-        splat(u64::from(KP_MAX)),
-    );
-    let k = _mm512_srli_epi64::<{ LS_GR }>(kp_after);
-    let rest = _mm512_sllv_epi64(window, inc(zeros));
-    let run = _mm512_add_epi64(run_of_zeros(kp, zeros), top(rest, k));
-    let rest = _mm512_sllv_epi64(rest, k);
-    let negative = _mm512_srli_epi64::<63>(rest);
-    let rest = _mm512_slli_epi64::<1>(rest);
-    let r_ones = _mm512_lzcnt_epi64(not(rest));
+    // Run-length mode: the run, then the code as a magnitude less one.
     let r_length = _mm512_add_epi64(
-        _mm512_add_epi64(inc(zeros), inc(k)),
-        _mm512_add_epi64(inc(r_ones), kr),
+        _mm512_add_epi64(zeros, k),
+        _mm512_add_epi64(code_length, splat(2)),
     );
-    let r_fail = _mm512_cmpgt_epu64_mask(zeros, splat(u64::from(MAX_FAST_ZEROS)))
-        | _mm512_cmpgt_epu64_mask(r_ones, splat(u64::from(MAX_FAST_ONES)))
+    let r_fail = ones_fail
+        | _mm512_cmpgt_epu64_mask(zeros, splat(u64::from(MAX_FAST_ZEROS)))
         | _mm512_cmpgt_epu64_mask(r_length, splat(u64::from(WINDOW_BITS)));
-    let magnitude = _mm512_add_epi64(
-        _mm512_add_epi64(
-            _mm512_sllv_epi64(r_ones, kr),
-            top(_mm512_sllv_epi64(rest, inc(r_ones)), kr),
-        ),
-        splat(1),
-    );
-    let r_krp = next_krp(krp, r_ones);
     let r_kp = saturating_sub(kp_after, u64::from(DN_GR));
     // The zeros are there already; a run past the end ends the component
     // without its value.
     let r_at = _mm512_min_epu64(_mm512_add_epi64(at, run), at_end);
     let r_writes = _mm512_cmplt_epu64_mask(r_at, at_end);
-    let r_value = with_sign(magnitude, negative);
+    // `code + 1`, or negated (`!code`), as the 16 bits of an `i16`.
+    let r_value = _mm512_and_si512(
+        _mm512_xor_si512(
+            _mm512_add_epi64(_mm512_sub_epi64(code, negative), splat(1)),
+            _mm512_sub_epi64(zero(), negative),
+        ),
+        splat(0xffff),
+    );
 
     let fail = active & ((golomb & g_fail) | (!golomb & r_fail));
     let length = _mm512_mask_blend_epi64(golomb, r_length, g_length);
@@ -485,7 +487,7 @@ fn step<const RLGR3: bool>(
     let position =
         _mm512_mask_blend_epi64(past, _mm512_mask_blend_epi64(taken, position, after), end);
     let kp = _mm512_mask_blend_epi64(taken, kp, _mm512_mask_blend_epi64(golomb, r_kp, g_kp));
-    let krp = _mm512_mask_blend_epi64(taken, krp, _mm512_mask_blend_epi64(golomb, r_krp, g_krp));
+    let krp = _mm512_mask_blend_epi64(taken, krp, krp_after);
     let at = _mm512_mask_blend_epi64(taken, at, at_after);
     *lanes = Vectors {
         position,
@@ -574,13 +576,6 @@ fn not(value: __m512i) -> __m512i {
     _mm512_ternarylogic_epi64::<0x55>(value, value, value)
 }
 
-/// One more.
-#[target_feature(enable = "avx512f")]
-#[inline]
-fn inc(value: __m512i) -> __m512i {
-    _mm512_add_epi64(value, splat(1))
-}
-
 /// The top `n` bits of each word (`n` in 0..=32; 0 gives 0: a shift by 64
 /// gives 0 in AVX-512).
 #[target_feature(enable = "avx512f")]
@@ -608,22 +603,15 @@ fn next_krp(krp: __m512i, ones: __m512i) -> __m512i {
     _mm512_mask_blend_epi64(none, _mm512_mask_blend_epi64(several, krp, up), down)
 }
 
-/// `magnitude` negated where `negative` is 1, as the 16 bits of an `i16`.
-#[target_feature(enable = "avx512f")]
-#[inline]
-fn with_sign(magnitude: __m512i, negative: __m512i) -> __m512i {
-    let flip = _mm512_sub_epi64(zero(), negative);
-    let value = _mm512_add_epi64(_mm512_xor_si512(magnitude, flip), negative);
-    _mm512_and_si512(value, splat(0xffff))
-}
-
 /// A RLGR3 value's (or a RLGR1 code's) coefficient, as [`super::coefficient`]:
-/// even values are positive, odd ones negative; the 16 bits of an `i16`.
+/// even values are positive (`v / 2`), odd ones negative (`-(v + 1) / 2`,
+/// which is `!(v / 2)`); the 16 bits of an `i16`.
 #[target_feature(enable = "avx512f")]
 #[inline]
 fn coefficient(value: __m512i) -> __m512i {
     let odd = _mm512_and_si512(value, splat(1));
-    with_sign(_mm512_add_epi64(_mm512_srli_epi64::<1>(value), odd), odd)
+    let value = _mm512_xor_si512(_mm512_srli_epi64::<1>(value), _mm512_sub_epi64(zero(), odd));
+    _mm512_and_si512(value, splat(0xffff))
 }
 
 #[cfg(test)]
@@ -631,7 +619,7 @@ mod tests {
     use ironrdp_graphics::rlgr as reference;
     use ironrdp_pdu::codecs::rfx::EntropyAlgorithm;
 
-    use super::super::tests::{coded_plane, damage};
+    use super::super::tests::{bursts, coded_plane, damage};
     use super::*;
     use crate::sample::{Noise, encode_picture, text_page};
 
@@ -698,9 +686,10 @@ mod tests {
             // From fewer components than lanes to many rounds of them.
             let count = [1, 3, 8, 9, 24, 40][noise.below(6)];
             let components: Vec<Vec<u8>> = (0..count)
-                .map(|_| match noise.below(10) {
+                .map(|_| match noise.below(11) {
                     0 => Vec::new(),
                     1 => (0..noise.below(20) + 1).map(|_| noise.byte()).collect(),
+                    10 => bursts(&mut noise, 200),
                     2 | 3 => {
                         let (mut data, _) = coded_plane(&mut noise, mode);
                         damage(&mut noise, &mut data);
@@ -720,6 +709,24 @@ mod tests {
             components_seen > 3000 && errors > 100,
             "{components_seen} {errors}"
         );
+    }
+
+    #[test]
+    fn long_prefixes_and_symbols_longer_than_a_window_decode_as_ironrdp_decodes_them() {
+        if !runnable() {
+            return;
+        }
+        let mut noise = Noise(0x10_0000_0001);
+        let mut scratch = Scratch::default();
+        for round in 0..200 {
+            let mode = if round % 2 == 0 {
+                EntropyAlgorithm::Rlgr3
+            } else {
+                EntropyAlgorithm::Rlgr1
+            };
+            let components: Vec<Vec<u8>> = (0..24).map(|_| bursts(&mut noise, 300)).collect();
+            agree(mode, &components, &mut scratch);
+        }
     }
 
     #[test]
