@@ -669,35 +669,25 @@ mod tests {
         }
     }
 
-    #[test]
-    fn batches_of_coded_damaged_and_empty_components_decode_as_ironrdp_decodes_them() {
-        if !runnable() {
-            return;
-        }
-        let mut noise = Noise(0x5eed_1a4e_5eed_1a4e);
+    /// `rounds` batches from `batch` (given a noise seeded with `seed`, and
+    /// RLGR1 every third round, RLGR3 otherwise), each decoded in lanes and
+    /// checked against IronRDP; how many components, and how many of them
+    /// IronRDP refuses.
+    fn check_batches(
+        seed: u64,
+        rounds: usize,
+        mut batch: impl FnMut(&mut Noise, EntropyAlgorithm) -> Vec<Vec<u8>>,
+    ) -> (usize, usize) {
+        let mut noise = Noise(seed);
         let mut scratch = Scratch::default();
         let (mut components_seen, mut errors) = (0, 0);
-        for round in 0..300 {
+        for round in 0..rounds {
             let mode = if round % 3 == 0 {
                 EntropyAlgorithm::Rlgr1
             } else {
                 EntropyAlgorithm::Rlgr3
             };
-            // From fewer components than lanes to many rounds of them.
-            let count = [1, 3, 8, 9, 24, 40][noise.below(6)];
-            let components: Vec<Vec<u8>> = (0..count)
-                .map(|_| match noise.below(11) {
-                    0 => Vec::new(),
-                    1 => (0..noise.below(20) + 1).map(|_| noise.byte()).collect(),
-                    10 => bursts(&mut noise, 200),
-                    2 | 3 => {
-                        let (mut data, _) = coded_plane(&mut noise, mode);
-                        damage(&mut noise, &mut data);
-                        data
-                    }
-                    _ => coded_plane(&mut noise, mode).0,
-                })
-                .collect();
+            let components = batch(&mut noise, mode);
             components_seen += components.len();
             errors += components
                 .iter()
@@ -705,10 +695,32 @@ mod tests {
                 .count();
             agree(mode, &components, &mut scratch);
         }
-        assert!(
-            components_seen > 3000 && errors > 100,
-            "{components_seen} {errors}"
-        );
+        (components_seen, errors)
+    }
+
+    #[test]
+    fn batches_of_coded_damaged_and_empty_components_decode_as_ironrdp_decodes_them() {
+        if !runnable() {
+            return;
+        }
+        let (components, errors) = check_batches(0x5eed_1a4e_5eed_1a4e, 300, |noise, mode| {
+            // From fewer components than lanes to many rounds of them.
+            let count = [1, 3, 8, 9, 24, 40][noise.below(6)];
+            (0..count)
+                .map(|_| match noise.below(11) {
+                    0 => Vec::new(),
+                    1 => (0..noise.below(20) + 1).map(|_| noise.byte()).collect(),
+                    10 => bursts(noise, 200),
+                    2 | 3 => {
+                        let (mut data, _) = coded_plane(noise, mode);
+                        damage(noise, &mut data);
+                        data
+                    }
+                    _ => coded_plane(noise, mode).0,
+                })
+                .collect()
+        });
+        assert!(components > 3000 && errors > 100, "{components} {errors}");
     }
 
     #[test]
@@ -716,17 +728,10 @@ mod tests {
         if !runnable() {
             return;
         }
-        let mut noise = Noise(0x10_0000_0001);
-        let mut scratch = Scratch::default();
-        for round in 0..200 {
-            let mode = if round % 2 == 0 {
-                EntropyAlgorithm::Rlgr3
-            } else {
-                EntropyAlgorithm::Rlgr1
-            };
-            let components: Vec<Vec<u8>> = (0..24).map(|_| bursts(&mut noise, 300)).collect();
-            agree(mode, &components, &mut scratch);
-        }
+        let (components, _) = check_batches(0x10_0000_0001, 200, |noise, _| {
+            (0..24).map(|_| bursts(noise, 300)).collect()
+        });
+        assert_eq!(components, 200 * 24);
     }
 
     #[test]
