@@ -491,11 +491,10 @@ fn step<const RLGR3: bool>(
     let at = _mm512_mask_blend_epi64(taken, at, at_after);
     *lanes = Vectors {
         position,
-        end,
         kp,
         krp,
         at,
-        at_end,
+        ..*lanes
     };
 
     let target = _mm512_min_epu64(target, frame.last_pair);
