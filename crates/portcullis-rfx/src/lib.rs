@@ -284,7 +284,7 @@ impl FrameDecoder {
             (top, left)
         });
         let mut rows: Vec<Option<&mut [u8]>> = rows.map(Some).collect();
-        let mut jobs: Vec<DrawJob<'_>> = Vec::new();
+        let mut jobs: Vec<DrawJob<'_, '_>> = Vec::new();
         for band in order.chunk_by(|&a, &b| corner(&tiles[a]).1 == corner(&tiles[b]).1) {
             let first_job = jobs.len();
             let top = corner(&tiles[band[0]]).1;
@@ -292,7 +292,7 @@ impl FrameDecoder {
                 let left = corner(&tiles[group[0]]).0;
                 let last = corner(&tiles[group[group.len() - 1]]).0;
                 jobs.push(DrawJob {
-                    tiles: group.to_vec(),
+                    tiles: group.iter().map(|&i| tiles[i].clone()).collect(),
                     left,
                     right: (last + TILE_SIZE).min(width),
                     top,
@@ -320,10 +320,9 @@ impl FrameDecoder {
             |mut job, worker| {
                 // The job's tiles decoded together (with AVX-512 their
                 // components are entropy-decoded side by side), then drawn.
-                let run: Vec<Tile<'_>> = job.tiles.iter().map(|&i| tiles[i].clone()).collect();
-                worker.tiles.resize(run.len() * TILE_RGBA_LEN, 0);
+                worker.tiles.resize(job.tiles.len() * TILE_RGBA_LEN, 0);
                 decode_run(
-                    &run,
+                    &job.tiles,
                     quants,
                     entropy,
                     &mut worker.scratch,
@@ -331,7 +330,8 @@ impl FrameDecoder {
                 )?;
                 if !job.rows.is_empty() {
                     let at = (job.left, job.top);
-                    for (tile, rgba) in run.iter().zip(worker.tiles.chunks_exact(TILE_RGBA_LEN)) {
+                    let decoded = worker.tiles.chunks_exact(TILE_RGBA_LEN);
+                    for (tile, rgba) in job.tiles.iter().zip(decoded) {
                         draw_tile(rgba, corner(tile), clip, size, &mut job.rows, at);
                     }
                 }
@@ -616,8 +616,8 @@ fn run_jobs<J: Send>(
 /// first tile's left edge to the last one's right edge (none when the tiles
 /// lie outside the framebuffer: they are decoded all the same, for their
 /// errors).
-struct DrawJob<'f> {
-    tiles: Vec<usize>,
+struct DrawJob<'t, 'f> {
+    tiles: Vec<Tile<'t>>,
     left: usize,
     right: usize,
     top: usize,
